@@ -1,0 +1,76 @@
+"""The `hwm` command line.
+
+One entry point with command groups (`data`, `train`, `eval`, `model`, `demo`, `bench`,
+`plan`). Each feature module owns its subcommands through a `register(groups)` function,
+so this file only lists the modules; heavy imports (torch, mujoco) stay inside the
+command functions so `hwm --help` is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+GROUPS = {
+    "data": "make, inspect and pre-encode data sets",
+    "train": "train tokenizers, world models and policies",
+    "eval": "evaluate tokenizers and world models",
+    "model": "inspect model architectures",
+    "bench": "run benchmarks",
+    "plan": "plan in a world model",
+}
+
+# Modules that add subcommands. A module listed here must exist and define
+# `register(groups: dict[str, argparse._SubParsersAction]) -> None`; top-level commands
+# (like `demo`) receive the root subparsers under the key "".
+COMMAND_MODULES = [
+    "train.data.commands",
+    "hwm_env.sim.commands",
+    "train.commands.tokenizer",
+    "train.commands.evaluate",
+    "train.commands.model_info",
+    "train.commands.flow",
+    "train.commands.masked",
+    "hwm_env.commands",
+    "planners.commands",
+    "train.commands.policy",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hwm", description="Humanoid World Models: train video world models and use them as Gymnasium envs."
+    )
+    root = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {"": root}
+    for name, help_text in GROUPS.items():
+        group_parser = root.add_parser(name, help=help_text)
+        groups[name] = group_parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
+        group_parser.set_defaults(func=lambda args, p=group_parser: p.print_help() or 1)
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name and module_name.startswith(error.name):
+                continue  # feature not built yet
+            raise
+        module.register(groups)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 0
+    try:
+        result = args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"hwm: error: {error}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

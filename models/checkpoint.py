@@ -1,0 +1,159 @@
+"""Checkpoint folders: `model.safetensors` + `config.json`, written atomically.
+
+A checkpoint is a folder so that a world model can carry its tokenizer (a nested
+`tokenizer/` checkpoint) and its action statistics next to its weights. Nothing is
+pickled: tensors go to safetensors, everything else to JSON.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+SHIPPED_CHECKPOINTS = ("tokenizer-continuous", "tokenizer-fsq", "flow-default", "masked-default")
+
+
+def assets_dir() -> Path:
+    """`assets/` of a source checkout, or the same files installed as `hwm_env/assets`."""
+    root = Path(__file__).resolve().parent.parent
+    for candidate in (root / "assets", root / "hwm_env" / "assets"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"no assets folder next to {root}; the installation is incomplete")
+
+
+def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
+    """Folder of a checkpoint given its path or the name of a shipped default."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    if str(name_or_path) in SHIPPED_CHECKPOINTS:
+        shipped = assets_dir() / str(name_or_path)
+        if shipped.is_dir():
+            return shipped
+        raise FileNotFoundError(
+            f"shipped checkpoint '{name_or_path}' is missing from {shipped.parent}; "
+            "train it with the command in the README ('Shipped checkpoints')"
+        )
+    raise FileNotFoundError(
+        f"checkpoint '{name_or_path}' is neither an existing folder nor a shipped default "
+        f"{list(SHIPPED_CHECKPOINTS)}"
+    )
+
+
+def atomic_directory_write(final_dir: Path):
+    """Context manager: yields a temp folder beside `final_dir`, swapped in on success.
+
+    A crash inside the block leaves `final_dir` (the previous checkpoint) untouched.
+    """
+    return _AtomicDirectory(Path(final_dir))
+
+
+class _AtomicDirectory:
+    def __init__(self, final_dir: Path):
+        self.final_dir = final_dir
+
+    def __enter__(self) -> Path:
+        self.final_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir = Path(tempfile.mkdtemp(prefix=f".{self.final_dir.name}.tmp-", dir=self.final_dir.parent))
+        return self.tmp_dir
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
+            return
+        old = None
+        if self.final_dir.exists():
+            old = self.final_dir.with_name(f".{self.final_dir.name}.old-{os.getpid()}")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(self.final_dir, old)
+        os.replace(self.tmp_dir, self.final_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def save_checkpoint(
+    directory: str | os.PathLike,
+    state_dict: dict[str, torch.Tensor],
+    config: dict[str, Any],
+    extra_files: dict[str, Path] | None = None,
+) -> Path:
+    """Write weights + config (+ extra files or folders copied in) atomically; return the folder."""
+    if "family" not in config:
+        raise ValueError("checkpoint config needs a 'family' key (e.g. 'flow', 'masked', 'tokenizer')")
+    config = {"format_version": FORMAT_VERSION, **config}
+    directory = Path(directory)
+    with atomic_directory_write(directory) as tmp:
+        tensors = {name: t.detach().to("cpu").contiguous() for name, t in state_dict.items()}
+        save_file(tensors, str(tmp / WEIGHTS_FILE))
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+        for name, source in (extra_files or {}).items():
+            source = Path(source)
+            if source.is_dir():
+                shutil.copytree(source, tmp / name)
+            else:
+                shutil.copy2(source, tmp / name)
+    return directory
+
+
+def read_config(directory: str | os.PathLike, family: str | None = None) -> dict[str, Any]:
+    directory = resolve_checkpoint(directory)
+    config_path = directory / CONFIG_FILE
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path}: missing; a checkpoint folder needs {CONFIG_FILE} and {WEIGHTS_FILE}")
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{config_path}: not valid JSON ({error})") from error
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{config_path}: format_version {config.get('format_version')!r}, expected {FORMAT_VERSION}")
+    if family is not None and config.get("family") != family:
+        raise ValueError(
+            f"{directory}: is a '{config.get('family')}' checkpoint, expected a '{family}' checkpoint"
+        )
+    return config
+
+
+def load_checkpoint(
+    directory: str | os.PathLike, family: str | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Return (state_dict, config); errors name the folder and the problem."""
+    directory = resolve_checkpoint(directory)
+    config = read_config(directory, family)
+    weights_path = directory / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"{weights_path}: missing; a checkpoint folder needs {CONFIG_FILE} and {WEIGHTS_FILE}")
+    try:
+        state_dict = load_file(str(weights_path))
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"{weights_path}: corrupt or unreadable safetensors file ({error})") from error
+    return state_dict, config
+
+
+def load_state_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: Path | str) -> None:
+    """load_state_dict with an error that names the checkpoint and the mismatched keys/shapes."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    mismatched = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own.keys() & state_dict.keys()
+        if own[k].shape != state_dict[k].shape
+    ]
+    if missing or unexpected or mismatched:
+        raise ValueError(
+            f"{source}: weights do not match config.json "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]}, shape mismatch {mismatched[:5]})"
+        )
+    module.load_state_dict(state_dict)

@@ -1,0 +1,1 @@
+"""Planners (random shooting, CEM, MPPI) and the MPC loop, over batched latent rollouts."""

@@ -1,0 +1,1 @@
+"""Training: data sets and windows, the shared trainer, configs, evaluation."""

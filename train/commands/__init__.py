@@ -1,0 +1,1 @@
+"""`hwm` subcommands that train and evaluate; each module has `register(groups)`."""
