@@ -1,0 +1,137 @@
+"""`hwm data info PATH`: what is in a data set split or root, whatever its layout."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(groups) -> None:
+    info = groups["data"].add_parser(
+        "info",
+        help="summarise a data set (hwm-v1 or 1X v2.0; a split folder or a root with train/ + val/)",
+        description="Print frames, episodes, resolution, fps, per-dimension action statistics and "
+        "pre-encoded latents/tokens of each split.",
+    )
+    info.add_argument("path", type=Path, help="a split folder, or a root holding train/ and val/ splits")
+    info.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    info.set_defaults(func=run_info)
+
+
+def split_folders(path: Path) -> list[Path]:
+    """The split itself, or every split folder directly under a data set root."""
+    from train.data.open import split_format
+
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: folder does not exist")
+    if split_format(path) is not None or (path / "metadata.json").is_file():
+        return [path]
+    children = [child for child in sorted(path.iterdir()) if child.is_dir() and split_format(child) is not None]
+    if not children:
+        raise ValueError(
+            f"{path}: neither a data split (hwm-v1, 1X v2.0 tokens or raw) nor a folder of splits"
+        )
+    return children
+
+
+def describe_split(path: Path) -> dict:
+    """A JSON-ready summary of one split."""
+    from train.data import onex
+    from train.data.hwm_format import HWMDataset
+    from train.data.open import open_split
+    from train.data.windows import action_summary
+
+    split = open_split(path)
+    summary = {"path": str(path), "format": getattr(split, "format", None) or split.metadata["format"]}
+    summary["frames"] = len(split)
+    summary["fps"] = split.fps
+    summary["hours"] = round(len(split) / split.fps / 3600, 4)
+    if isinstance(split, HWMDataset):
+        summary["episodes"] = len(split.episode_ranges())
+        summary["resolution"] = [int(split.metadata["height"]), int(split.metadata["width"])]
+        summary["source"] = split.metadata["source"]
+        summary["state_dim"] = split.metadata["state_dim"]
+        summary["encodings"] = {
+            kind: {**info, "tokenizer_copy": str(split.encoding_tokenizer_dir(kind) or "")}
+            for kind, info in (("latents", split.latents_info), ("tokens", split.tokens_info))
+            if info is not None
+        }
+    else:
+        summary["episodes"] = split.num_episodes
+        summary["shards"] = len(split.shards)
+        summary["resolution"] = [int(split.height), int(split.width)]
+        summary["state_dim"] = onex.STATE_DIM
+        summary["encodings"] = {}
+        if isinstance(split, onex.OneXTokenizedSplit):
+            kept = split.num_kept_chunks
+            partial = sum(1 for s in split.shards if s.num_frames % onex.CHUNK_FRAMES)
+            summary["encodings"]["tokens"] = {
+                "shape_per_chunk": [onex.LATENTS_PER_CHUNK, *onex.TOKEN_GRID],
+                "dtype": "int32",
+                "chunks": split.num_chunks,
+                "kept_chunks": kept,
+                "dropped_partial_chunks": partial,
+                "dropped_segment_crossing_chunks": split.num_chunks - kept - partial,
+                "tokenizer": onex.TOKENIZER_DESCRIPTION,
+            }
+        else:
+            summary["video_resolution"] = list(split.source_size)
+    stats = action_summary(split)
+    binary = set(split.binary_action_dims)
+    summary["actions"] = [
+        {
+            "index": i, "name": name, "binary": i in binary,
+            "mean": float(stats["mean"][i]), "std": float(stats["std"][i]),
+            "min": float(stats["min"][i]), "max": float(stats["max"][i]),
+        }
+        for i, name in enumerate(split.action_names)
+    ]
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    height, width = summary["resolution"]
+    lines = [
+        f"{summary['path']}  ({summary['format']})",
+        f"  frames      {summary['frames']:,} in {summary['episodes']:,} episodes/segments"
+        + (f", {summary['shards']} shards" if "shards" in summary else ""),
+        f"  resolution  {height}x{width} RGB"
+        + (f" (video {summary['video_resolution'][0]}x{summary['video_resolution'][1]})"
+           if "video_resolution" in summary else "")
+        + (" (decoded from the tokens)" if summary["format"] == "1x-v2.0-tokens" else ""),
+        f"  fps         {summary['fps']:g}  ({summary['hours'] * 60:.1f} min)",
+    ]
+    if summary.get("source"):
+        lines.append(f"  source      {summary['source']}")
+    if summary.get("state_dim"):
+        lines.append(f"  states      {summary['state_dim']}-d")
+    for kind, info in summary["encodings"].items():
+        if "chunks" in info:
+            lines.append(
+                f"  {kind:<11} {info['tokenizer']['name']} {'x'.join(map(str, info['shape_per_chunk']))} {info['dtype']} "
+                f"per 17-frame chunk, vocab {info['tokenizer']['vocab_size']}; {info['kept_chunks']:,} of "
+                f"{info['chunks']:,} chunks usable ({info['dropped_partial_chunks']} partial, "
+                f"{info['dropped_segment_crossing_chunks']} crossing a segment)"
+            )
+        else:
+            lines.append(
+                f"  {kind:<11} {tuple(info['shape'])} {info['dtype']}, temporal compression "
+                f"{info['temporal_compression']}" + (f", tokenizer {info['tokenizer_copy']}" if info["tokenizer_copy"] else "")
+            )
+    name_width = max(len(a["name"]) for a in summary["actions"])
+    lines.append(f"  actions     {len(summary['actions'])}-d")
+    lines.append(f"    {'dim':>3}  {'name':<{name_width}}  {'mean':>10} {'std':>10} {'min':>10} {'max':>10}")
+    for a in summary["actions"]:
+        lines.append(
+            f"    {a['index']:>3}  {a['name']:<{name_width}}  {a['mean']:>10.4g} {a['std']:>10.4g} "
+            f"{a['min']:>10.4g} {a['max']:>10.4g}" + ("  binary" if a["binary"] else "")
+        )
+    return "\n".join(lines)
+
+
+def run_info(args) -> int:
+    summaries = [describe_split(folder) for folder in split_folders(args.path)]
+    if args.json:
+        print(json.dumps(summaries if len(summaries) > 1 else summaries[0], indent=2))
+    else:
+        print("\n\n".join(format_summary(summary) for summary in summaries))
+    return 0

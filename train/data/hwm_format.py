@@ -1,0 +1,457 @@
+"""The `hwm-v1` on-disk format: one folder per split, raw little-endian arrays + metadata.json.
+
+Splits are memory-mapped, never loaded whole, so a 100-hour data set trains on a laptop.
+The writer streams episodes into a temp folder beside the target and renames it into place
+only when every file is complete; the reader checks each file's size against the metadata
+(a memmap given a smaller shape silently reads a prefix) and fails naming the file.
+
+| file              | dtype   | shape        |
+|-------------------|---------|--------------|
+| `metadata.json`   |         |              |
+| `frames.bin`      | uint8   | (N, H, W, 3) |
+| `actions.bin`     | float32 | (N, A)       |
+| `states.bin`      | float32 | (N, S)       |  (optional)
+| `segment_idx.bin` | int32   | (N,)         |  non-decreasing episode id
+
+Pre-encoded latents (`latents.bin` float16 (N', C, h, w)) or tokens (`tokens.bin` int32
+(N', h, w)) sit beside a split with a JSON describing them and a copy of the tokenizer
+checkpoint, written by `write_encoding`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+FORMAT = "hwm-v1"
+METADATA_FILE = "metadata.json"
+FRAMES_FILE = "frames.bin"
+ACTIONS_FILE = "actions.bin"
+STATES_FILE = "states.bin"
+SEGMENTS_FILE = "segment_idx.bin"
+REQUIRED_KEYS = ("format", "num_frames", "height", "width", "fps", "action_dim", "action_names", "state_dim", "source")
+
+# kind -> (array file, JSON file, tokenizer folder, on-disk dtype, dims per item)
+ENCODINGS = {
+    "latents": ("latents.bin", "latents.json", "latents_tokenizer", np.dtype("<f2"), 3),  # (N', C, h, w)
+    "tokens": ("tokens.bin", "tokens.json", "tokens_tokenizer", np.dtype("<i4"), 2),  # (N', h, w)
+}
+
+
+# --- writing --------------------------------------------------------------------------
+
+def _swap_into_place(tmp_dir: Path, final_dir: Path) -> None:
+    """Rename tmp_dir to final_dir, replacing an existing folder only after the new one is complete."""
+    old = None
+    if final_dir.exists():
+        old = final_dir.with_name(f".{final_dir.name}.old-{os.getpid()}")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(final_dir, old)
+    os.replace(tmp_dir, final_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_float_array(name: str, array, num_rows: int, width: int) -> np.ndarray:
+    """Validate a (T, width) real-valued array; return it as contiguous float32."""
+    array = np.asarray(array)
+    if array.dtype.kind not in "fiu" or array.dtype == np.bool_:
+        raise ValueError(f"{name}: dtype {array.dtype}, expected float32")
+    if array.shape != (num_rows, width):
+        raise ValueError(f"{name}: shape {array.shape}, expected ({num_rows}, {width})")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(array).all():
+        rows = np.flatnonzero(~np.isfinite(array).all(axis=1))
+        raise ValueError(f"{name}: contains NaN or inf (rows {rows[:5].tolist()})")
+    return array
+
+
+class HWMWriter:
+    """Write an `hwm-v1` split episode by episode; the folder appears only when complete.
+
+    with HWMWriter(out_dir, 64, 64, action_dim=25, fps=30, action_names=names) as writer:
+        writer.add_episode(frames, actions, states)   # (T,H,W,3) uint8, (T,A), (T,S) | None
+
+    Each episode gets the next segment id. On an exception inside the block the temp folder
+    is deleted and `out_dir` is left as it was; on success an existing `out_dir` is replaced.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | os.PathLike,
+        height: int,
+        width: int,
+        action_dim: int,
+        fps: float,
+        action_names: Sequence[str],
+        state_dim: int | None = None,
+        source: str = "unknown",
+        binary_action_dims: Sequence[int] = (),
+        extra_metadata: dict[str, Any] | None = None,
+    ):
+        self.out_dir = Path(out_dir)
+        self.height, self.width, self.action_dim = int(height), int(width), int(action_dim)
+        self.state_dim = None if state_dim is None else int(state_dim)
+        self.fps = float(fps)
+        self.action_names = [str(name) for name in action_names]
+        self.source = str(source)
+        self.binary_action_dims = sorted(int(d) for d in binary_action_dims)
+        self.extra_metadata = dict(extra_metadata or {})
+        if min(self.height, self.width, self.action_dim) <= 0 or self.fps <= 0:
+            raise ValueError(
+                f"HWMWriter({self.out_dir}): height, width, action_dim and fps must be positive, got "
+                f"{self.height}, {self.width}, {self.action_dim}, {self.fps}"
+            )
+        if len(self.action_names) != self.action_dim:
+            raise ValueError(
+                f"HWMWriter({self.out_dir}): {len(self.action_names)} action_names for action_dim {self.action_dim}"
+            )
+        if any(not 0 <= d < self.action_dim for d in self.binary_action_dims):
+            raise ValueError(
+                f"HWMWriter({self.out_dir}): binary_action_dims {self.binary_action_dims} outside [0, {self.action_dim})"
+            )
+        self.num_frames = 0
+        self.num_episodes = 0
+        self._files: dict[str, Any] = {}
+        self._tmp_dir: Path | None = None
+
+    def __enter__(self) -> "HWMWriter":
+        self.out_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp_dir = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.tmp-", dir=self.out_dir.parent))
+        os.chmod(self._tmp_dir, 0o755)  # mkdtemp makes it private; a data set is meant to be shared
+        names = [FRAMES_FILE, ACTIONS_FILE, SEGMENTS_FILE] + ([STATES_FILE] if self.state_dim is not None else [])
+        self._files = {name: open(self._tmp_dir / name, "wb") for name in names}
+        return self
+
+    def add_episode(self, frames, actions, states=None) -> None:
+        """Append one episode: frames (T,H,W,3) uint8, actions (T,A) float, states (T,S) float or None."""
+        if self._tmp_dir is None:
+            raise RuntimeError("HWMWriter.add_episode called outside its `with` block")
+        frames = np.asarray(frames)
+        if frames.dtype != np.uint8:
+            raise ValueError(f"frames: dtype {frames.dtype}, expected uint8 RGB")
+        if frames.ndim != 4 or frames.shape[1:] != (self.height, self.width, 3):
+            raise ValueError(f"frames: shape {frames.shape}, expected (T, {self.height}, {self.width}, 3)")
+        num_steps = frames.shape[0]
+        if num_steps == 0:
+            raise ValueError("frames: empty episode (T = 0)")
+        actions = _check_float_array("actions", actions, num_steps, self.action_dim)
+        if self.state_dim is None:
+            if states is not None:
+                raise ValueError("states: given, but the writer was created with state_dim=None")
+        else:
+            if states is None:
+                raise ValueError(f"states: missing; the writer was created with state_dim={self.state_dim}")
+            states = _check_float_array("states", states, num_steps, self.state_dim)
+        self._files[FRAMES_FILE].write(np.ascontiguousarray(frames).tobytes())
+        self._files[ACTIONS_FILE].write(actions.astype("<f4", copy=False).tobytes())
+        if states is not None:
+            self._files[STATES_FILE].write(states.astype("<f4", copy=False).tobytes())
+        self._files[SEGMENTS_FILE].write(np.full(num_steps, self.num_episodes, dtype="<i4").tobytes())
+        self.num_frames += num_steps
+        self.num_episodes += 1
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            **self.extra_metadata,
+            "format": FORMAT,
+            "num_frames": self.num_frames,
+            "num_episodes": self.num_episodes,
+            "height": self.height,
+            "width": self.width,
+            "fps": self.fps,
+            "action_dim": self.action_dim,
+            "action_names": self.action_names,
+            "binary_action_dims": self.binary_action_dims,
+            "state_dim": self.state_dim,
+            "source": self.source,
+        }
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        for handle in self._files.values():
+            handle.close()
+        self._files = {}
+        tmp_dir, self._tmp_dir = self._tmp_dir, None
+        if exc_type is None and self.num_frames == 0:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            raise ValueError(f"HWMWriter({self.out_dir}): no episodes were added; nothing written")
+        if exc_type is not None:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            return
+        try:
+            # metadata last: a folder with metadata.json is a complete split
+            (tmp_dir / METADATA_FILE).write_text(json.dumps(self.metadata(), indent=2))
+            _swap_into_place(tmp_dir, self.out_dir)
+        except BaseException:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            raise
+
+
+def write_encoding(
+    split_dir: str | os.PathLike,
+    kind: str,
+    arrays: np.ndarray | Iterable[np.ndarray],
+    tokenizer_config: dict[str, Any],
+    tokenizer_dir: str | os.PathLike | None = None,
+    temporal_compression: int = 1,
+) -> Path:
+    """Write pre-encoded `latents` (N', C, h, w) or `tokens` (N', h, w) beside a split, atomically.
+
+    `arrays` is one array or an iterator of batches along N' (so a large split is encoded in
+    pieces). With temporal_compression 1 there must be one item per frame of the split.
+    Files are written under temp names and renamed; the JSON goes last (it marks the encoding
+    complete), and any previous encoding of this kind is removed first.
+    Returns the path of the array file.
+    """
+    if kind not in ENCODINGS:
+        raise ValueError(f"encoding kind '{kind}', expected one of {sorted(ENCODINGS)}")
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        raise FileNotFoundError(f"{split_dir}: split folder does not exist")
+    array_name, json_name, tokenizer_name, dtype, item_dims = ENCODINGS[kind]
+    if isinstance(arrays, np.ndarray) or hasattr(arrays, "shape"):
+        arrays = [arrays]
+    item_shape = None
+    count = 0
+    fd, tmp_array = tempfile.mkstemp(prefix=f".{array_name}.tmp-", dir=split_dir)
+    os.chmod(tmp_array, 0o644)
+    tmp_tokenizer = None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            for batch in arrays:
+                if hasattr(batch, "detach"):  # a torch tensor (bf16 has no numpy dtype)
+                    batch = batch.detach().cpu()
+                    batch = (batch.float() if batch.is_floating_point() else batch).numpy()
+                batch = np.asarray(batch)
+                if batch.ndim != item_dims + 1:
+                    raise ValueError(f"{kind}: batch shape {batch.shape}, expected {item_dims + 1} dims (N', ...)")
+                if item_shape is None:
+                    item_shape = batch.shape[1:]
+                elif batch.shape[1:] != item_shape:
+                    raise ValueError(f"{kind}: batch shape {batch.shape} differs from earlier items {item_shape}")
+                if kind == "latents":
+                    if batch.dtype.kind != "f":
+                        raise ValueError(f"latents: dtype {batch.dtype}, expected a float array")
+                    batch = batch.astype(np.float32, copy=False)
+                    if not np.isfinite(batch).all():
+                        raise ValueError("latents: contain NaN or inf")
+                    if np.abs(batch).max(initial=0.0) > np.finfo(np.float16).max:
+                        raise ValueError("latents: values exceed the float16 range")
+                else:
+                    if batch.dtype.kind not in "iu":
+                        raise ValueError(f"tokens: dtype {batch.dtype}, expected an integer array")
+                    if batch.size and (batch.min() < 0 or batch.max() > np.iinfo(np.int32).max):
+                        raise ValueError("tokens: ids must lie in [0, 2^31)")
+                handle.write(np.ascontiguousarray(batch, dtype=dtype).tobytes())
+                count += batch.shape[0]
+        if item_shape is None or count == 0:
+            raise ValueError(f"{kind}: nothing to write (no items)")
+        metadata_path = split_dir / METADATA_FILE
+        if temporal_compression == 1 and metadata_path.is_file():
+            num_frames = json.loads(metadata_path.read_text()).get("num_frames")
+            if num_frames is not None and count != num_frames:
+                raise ValueError(
+                    f"{kind}: {count} items for {num_frames} frames in {metadata_path} (temporal_compression 1)"
+                )
+        if tokenizer_dir is not None:
+            tokenizer_dir = Path(tokenizer_dir)
+            if not tokenizer_dir.is_dir():
+                raise FileNotFoundError(f"{tokenizer_dir}: tokenizer checkpoint folder does not exist")
+            tmp_tokenizer = Path(tempfile.mkdtemp(prefix=f".{tokenizer_name}.tmp-", dir=split_dir))
+            shutil.rmtree(tmp_tokenizer)
+            shutil.copytree(tokenizer_dir, tmp_tokenizer)
+        description = {
+            "kind": kind,
+            "shape": [count, *map(int, item_shape)],
+            "dtype": dtype.name,
+            "temporal_compression": int(temporal_compression),
+            "tokenizer": tokenizer_config,
+        }
+        # the old JSON goes first, so a crash below leaves "no encoding", never a mismatched one
+        (split_dir / json_name).unlink(missing_ok=True)
+        if (split_dir / tokenizer_name).exists():
+            shutil.rmtree(split_dir / tokenizer_name)
+        if tmp_tokenizer is not None:
+            os.replace(tmp_tokenizer, split_dir / tokenizer_name)
+            tmp_tokenizer = None
+        os.replace(tmp_array, split_dir / array_name)
+        tmp_json = split_dir / f".{json_name}.tmp-{os.getpid()}"
+        tmp_json.write_text(json.dumps(description, indent=2))
+        os.replace(tmp_json, split_dir / json_name)
+    except BaseException:
+        Path(tmp_array).unlink(missing_ok=True)
+        if tmp_tokenizer is not None:
+            shutil.rmtree(tmp_tokenizer, ignore_errors=True)
+        raise
+    return split_dir / array_name
+
+
+# --- reading --------------------------------------------------------------------------
+
+def memmap_checked(path: Path, dtype, shape: tuple[int, ...], what: str) -> np.memmap:
+    """Memory-map `path` read-only after checking that its size is exactly prod(shape) items."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing ({what})")
+    dtype = np.dtype(dtype)
+    expected = math.prod(shape) * dtype.itemsize
+    actual = path.stat().st_size
+    if actual != expected:
+        raise ValueError(
+            f"{path}: size {actual} bytes, expected {expected} = {shape} x {dtype.name} ({what}); "
+            "the file is truncated or does not match the metadata"
+        )
+    if expected == 0:
+        return np.zeros(shape, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+
+
+def check_segment_idx(segment_idx: np.ndarray, path: Path) -> None:
+    """Episode ids must be non-decreasing, or windows could silently cross episodes."""
+    steps = np.diff(np.asarray(segment_idx, dtype=np.int64))
+    if (steps < 0).any():
+        where = int(np.flatnonzero(steps < 0)[0])
+        raise ValueError(
+            f"{path}: segment_idx is not non-decreasing (frame {where + 1} has id {int(segment_idx[where + 1])} "
+            f"after {int(segment_idx[where])})"
+        )
+
+
+def check_finite_rows(values: np.ndarray, path: Path, what: str, chunk: int = 1 << 20) -> None:
+    """Fail on NaN/inf, reading a big memmap in pieces."""
+    for start in range(0, values.shape[0], chunk):
+        block = np.asarray(values[start : start + chunk])
+        if not np.isfinite(block).all():
+            row = start + int(np.flatnonzero(~np.isfinite(block).reshape(len(block), -1).all(axis=1))[0])
+            raise ValueError(f"{path}: {what} contain NaN or inf (first at row {row})")
+
+
+def episode_ranges_of(segment_idx: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each run of equal ids in a non-decreasing id array."""
+    segment_idx = np.asarray(segment_idx)
+    if len(segment_idx) == 0:
+        return []
+    cuts = np.flatnonzero(np.diff(segment_idx)) + 1
+    starts = np.concatenate([[0], cuts])
+    stops = np.concatenate([cuts, [len(segment_idx)]])
+    return [(int(a), int(b)) for a, b in zip(starts, stops)]
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing")
+    try:
+        value = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from error
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+class HWMDataset:
+    """Memory-mapped reader of one `hwm-v1` split folder.
+
+    Attributes: `frames` (N,H,W,3) uint8, `actions` (N,A) float32, `states` (N,S) float32 or
+    None, `segment_idx` (N,) int32, `metadata` (dict), `latents` (N',C,h,w) float16 or None,
+    `tokens` (N',h,w) int32 or None, with `latents_info` / `tokens_info` (their JSON).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"{self.path}: hwm-v1 split folder does not exist")
+        metadata_path = self.path / METADATA_FILE
+        if not metadata_path.is_file():
+            raise FileNotFoundError(f"{metadata_path}: missing; not an hwm-v1 split folder")
+        self.metadata = read_json(metadata_path)
+        missing = [key for key in REQUIRED_KEYS if key not in self.metadata]
+        if missing:
+            raise ValueError(f"{metadata_path}: missing keys {missing}")
+        if self.metadata["format"] != FORMAT:
+            raise ValueError(f"{metadata_path}: format '{self.metadata['format']}', expected '{FORMAT}'")
+        try:
+            n = int(self.metadata["num_frames"])
+            h, w = int(self.metadata["height"]), int(self.metadata["width"])
+            a = int(self.metadata["action_dim"])
+            s = self.metadata["state_dim"]
+            s = None if s is None else int(s)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{metadata_path}: num_frames/height/width/action_dim/state_dim must be integers ({error})")
+        if n <= 0 or h <= 0 or w <= 0 or a <= 0:
+            raise ValueError(f"{metadata_path}: num_frames, height, width and action_dim must be positive")
+        if len(self.metadata["action_names"]) != a:
+            raise ValueError(f"{metadata_path}: {len(self.metadata['action_names'])} action_names for action_dim {a}")
+        binary = self.metadata.get("binary_action_dims", [])
+        if not isinstance(binary, list) or any(not isinstance(d, int) or not 0 <= d < a for d in binary):
+            raise ValueError(f"{metadata_path}: binary_action_dims {binary!r}, expected indices in [0, {a})")
+        self.frames = memmap_checked(self.path / FRAMES_FILE, np.uint8, (n, h, w, 3), "frames uint8 (N,H,W,3)")
+        self.actions = memmap_checked(self.path / ACTIONS_FILE, "<f4", (n, a), "actions float32 (N,A)")
+        self.states = (
+            None if s is None else memmap_checked(self.path / STATES_FILE, "<f4", (n, s), "states float32 (N,S)")
+        )
+        self.segment_idx = memmap_checked(self.path / SEGMENTS_FILE, "<i4", (n,), "segment_idx int32 (N,)")
+        check_segment_idx(self.segment_idx, self.path / SEGMENTS_FILE)
+        check_finite_rows(self.actions, self.path / ACTIONS_FILE, "actions")
+        self.latents, self.latents_info = self._read_encoding("latents")
+        self.tokens, self.tokens_info = self._read_encoding("tokens")
+
+    def _read_encoding(self, kind: str):
+        array_name, json_name, _, dtype, item_dims = ENCODINGS[kind]
+        json_path = self.path / json_name
+        if not json_path.is_file():
+            return None, None
+        info = read_json(json_path)
+        shape = info.get("shape")
+        if not isinstance(shape, list) or len(shape) != item_dims + 1 or not all(isinstance(x, int) for x in shape):
+            raise ValueError(f"{json_path}: 'shape' {shape!r}, expected a list of {item_dims + 1} integers")
+        if info.get("dtype") != dtype.name:
+            raise ValueError(f"{json_path}: dtype {info.get('dtype')!r}, expected '{dtype.name}'")
+        if info.get("temporal_compression", 1) == 1 and shape[0] != len(self):
+            raise ValueError(f"{json_path}: {shape[0]} items for {len(self)} frames (temporal_compression 1)")
+        array = memmap_checked(self.path / array_name, dtype, tuple(shape), f"{kind} {dtype.name} {tuple(shape)}")
+        return array, info
+
+    def encoding_tokenizer_dir(self, kind: str) -> Path | None:
+        """The tokenizer checkpoint copied beside pre-encoded `latents`/`tokens`, if present."""
+        folder = self.path / ENCODINGS[kind][2]
+        return folder if folder.is_dir() else None
+
+    def __len__(self) -> int:
+        return int(self.metadata["num_frames"])
+
+    def __reduce__(self):
+        # re-open from the path: pickling a memmap would copy the whole array (spawned workers)
+        return (type(self), (self.path,))
+
+    format = FORMAT
+    height = property(lambda self: int(self.metadata["height"]))
+    width = property(lambda self: int(self.metadata["width"]))
+    action_dim = property(lambda self: int(self.metadata["action_dim"]))
+    num_episodes = property(lambda self: len(self.episode_ranges()))
+
+    @property
+    def action_names(self) -> list[str]:
+        return list(self.metadata["action_names"])
+
+    @property
+    def binary_action_dims(self) -> list[int]:
+        return [int(d) for d in self.metadata.get("binary_action_dims", [])]
+
+    @property
+    def fps(self) -> float:
+        return float(self.metadata["fps"])
+
+    def episode_ranges(self) -> list[tuple[int, int]]:
+        return episode_ranges_of(self.segment_idx)
+
+    def __repr__(self) -> str:
+        m = self.metadata
+        return f"HWMDataset({self.path}, {m['num_frames']} frames, {m['height']}x{m['width']}, A={m['action_dim']})"
