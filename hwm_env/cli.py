@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"hwm: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `hwm data info ... | head`
+        sys.stderr.close()
+        return 0
     return int(result or 0)
 
 
