@@ -1,0 +1,82 @@
+"""`hwm eval model`: the evaluation protocol (train/evaluation.py) from the command line.
+
+Writes `{"horizons", "psnr", "ssim", "sharpness", "copy_last_psnr", "recon_psnr",
+"delta_psnr", "episodes", ...}` as JSON (a stable contract scripts rely on) and prints
+the Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+
+def register(groups: dict[str, argparse._SubParsersAction]) -> None:
+    parser = groups["eval"].add_parser(
+        "model", help="PSNR/SSIM/sharpness per horizon vs copy-last and tokenizer baselines, and delta-PSNR",
+        description="Roll a world model out with the true actions from seeded windows of a validation split "
+                    "and compare the decoded frames with the raw frames at every horizon.",
+    )
+    parser.add_argument("--checkpoint", required=True,
+                        help="world-model checkpoint folder or shipped name (flow-default, masked-default)")
+    parser.add_argument("--data", required=True,
+                        help="data set root (its val/ split is used) or one split folder")
+    parser.add_argument("--horizon", type=int, required=True, help="latent frames to roll out (H)")
+    parser.add_argument("--json", required=True, help="where to write the results JSON")
+    parser.add_argument("--episodes", type=int, default=32, help="windows, one per episode (default 32)")
+    parser.add_argument("--seed", type=int, default=0, help="chooses episodes, windows and sampling noise")
+    parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the checkpoint's)")
+    parser.add_argument("--cfg-scale", type=float, default=None, help="Flow-HWM guidance scale (default: checkpoint's)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="Masked-HWM sampling temperature (default: checkpoint's)")
+    parser.add_argument("--batch-size", type=int, default=16, help="windows per model call (default 16)")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda[:i]")
+    parser.set_defaults(func=run)
+
+
+def evaluation_split(data: str | os.PathLike) -> Path:
+    """`data` itself when it is a split folder, else the val split of a data set root."""
+    from train.data.open import find_splits, split_format
+
+    data = Path(data)
+    if split_format(data) is not None:
+        return data
+    return find_splits(data)[1]
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from models.checkpoint import read_config, resolve_checkpoint
+    from models.loading import load_world_model
+    from models.tokenizers import load_tokenizer
+    from train.evaluation import evaluate_world_model, markdown_table
+
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    config = read_config(checkpoint)
+    tokenizer_dir = checkpoint / str(config.get("tokenizer") or "tokenizer")
+    if not tokenizer_dir.is_dir():
+        raise FileNotFoundError(f"{tokenizer_dir}: missing; a world-model checkpoint carries its tokenizer there")
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if args.device == "auto" else args.device)
+    model = load_world_model(checkpoint, device=str(device))
+    tokenizer = load_tokenizer(tokenizer_dir)
+    if hasattr(tokenizer, "to"):
+        tokenizer = tokenizer.to(device)
+    split_dir = evaluation_split(args.data)
+    results = evaluate_world_model(
+        model, tokenizer, split_dir, args.horizon, episodes=args.episodes, seed=args.seed, steps=args.steps,
+        cfg_scale=args.cfg_scale, temperature=args.temperature, batch_size=args.batch_size,
+        frame_stride=int(config.get("frame_stride", 1)), action_pooling=str(config.get("action_pooling", "mean")),
+        tokenizer_dir=tokenizer_dir,
+    )
+    results = {"checkpoint": str(args.checkpoint), "data": str(split_dir), "device": str(device), **results}
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(results, indent=2))
+    os.replace(tmp, out)
+    print(markdown_table(results))
+    print(f"wrote {out}")
+    return 0
