@@ -1,0 +1,71 @@
+"""Tiny real world-model checkpoints for the env tests (random weights, seconds to build).
+
+Each is a proper checkpoint folder written with `models.checkpoint.save_checkpoint`: a
+64x64 built-in tokenizer with a tiny width, nested as `tokenizer/`, plus a tiny Flow-HWM
+or Masked-HWM with 25-d actions (the simulator's), so the envs load them exactly as they
+load the shipped defaults. The Masked model samples at temperature 1 so that seeding is
+actually exercised.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+NUM_PAST = 2
+ACTION_DIM = 25
+FSQ_LEVELS = [4, 4]  # 16 codes
+
+
+def build_tokenizer(directory: Path, quantizer: str) -> Path:
+    from models.tokenizers.autoencoder import AutoencoderConfig, ConvTokenizer
+
+    torch.manual_seed(0)
+    config = AutoencoderConfig(
+        image_size=[64, 64], quantizer=quantizer, latent_channels=4, fsq_levels=FSQ_LEVELS,
+        channels=[8, 8, 8], res_blocks=0, bottleneck_blocks=0, norm_groups=4,
+    )
+    return ConvTokenizer(config).save(directory)
+
+
+def build_flow_checkpoint(directory: Path) -> Path:
+    from models.checkpoint import save_checkpoint
+    from models.flow import FlowConfig, FlowHWM
+
+    tokenizer_dir = build_tokenizer(directory.parent / f"{directory.name}-tokenizer", "continuous")
+    torch.manual_seed(1)
+    config = FlowConfig(
+        latent_channels=4, latent_height=8, latent_width=8, num_past=NUM_PAST, num_future=1, action_dim=ACTION_DIM,
+        patch_size=2, width=32, depth=1, num_heads=2, unshared_blocks=1, num_sampling_steps=2,
+    )
+    model = FlowHWM(config)
+    with torch.no_grad():  # adaLN-Zero starts as the identity; give the blocks weights so actions matter
+        for name, parameter in model.named_parameters():
+            if parameter.dim() > 1 and not parameter.any():
+                parameter.normal_(0, 0.02)
+    return save_checkpoint(directory, model.state_dict(), model.checkpoint_config(fps=15),
+                           extra_files={"tokenizer": tokenizer_dir})
+
+
+def build_masked_checkpoint(directory: Path) -> Path:
+    from models.checkpoint import save_checkpoint
+    from models.masked import MaskedConfig, MaskedHWM
+
+    tokenizer_dir = build_tokenizer(directory.parent / f"{directory.name}-tokenizer", "fsq")
+    torch.manual_seed(2)
+    config = MaskedConfig(
+        vocab_size=16, token_grid=[8, 8], fsq_levels=FSQ_LEVELS, num_past=NUM_PAST, num_future=1,
+        action_dim=ACTION_DIM, width=32, depth=1, num_heads=2, unshared_blocks=1, num_sampling_steps=2,
+        temperature=1.0, unmask_mode="random",
+    )
+    model = MaskedHWM(config)
+    return save_checkpoint(directory, model.state_dict(), model.checkpoint_config(fps=15),
+                           extra_files={"tokenizer": tokenizer_dir})
+
+
+def build_checkpoints(root: Path) -> dict[str, Path]:
+    """{"flow": path, "masked": path} under `root`."""
+    return {
+        "flow": build_flow_checkpoint(root / "flow-tiny"),
+        "masked": build_masked_checkpoint(root / "masked-tiny"),
+    }
