@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# Set before torch loads: OpenMP spin-waiting slows small ops badly on shared cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 GROUPS = {
     "data": "make, inspect and pre-encode data sets",

@@ -3,6 +3,8 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ["WANDB_MODE"] = "disabled"
+# OpenMP spin-waiting makes small ops 10-100x slower when cores are shared (CI, laptops).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
