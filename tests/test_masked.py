@@ -96,15 +96,6 @@ def test_factorized_head_is_a_normalised_distribution():
     assert torch.allclose(log_p.exp().sum(-1), torch.ones(2), atol=1e-5)
 
 
-def test_complex_rope_matches_the_shared_apply_rope():
-    from models.blocks import apply_rope, grid_positions, rope_angles, split_head_dim
-    from models.masked.st_transformer import rotate, rotations
-
-    angles = rope_angles(grid_positions(3, 4), split_head_dim(16, 2))
-    x = torch.randn(2, 3, 12, 16)
-    assert torch.allclose(rotate(x, rotations(angles)), apply_rope(x, angles), atol=1e-5)
-
-
 # --- masking schedule and corruption ------------------------------------------------------
 
 def test_cosine_mask_ratio_statistics_match_the_schedule():

@@ -35,6 +35,7 @@ from torch import nn
 from models.blocks import (
     MLP,
     AdaLNModulation,
+    KVProjection,
     QKVProjection,
     TimestepEmbedder,
     apply_rope,
@@ -205,22 +206,6 @@ class ActionEmbedder(nn.Module):
 
     def forward(self, actions: torch.Tensor) -> torch.Tensor:
         return self.mlp(actions)
-
-
-class KVProjection(nn.Module):
-    """Keys and values only (with K-norm), for context streams in the last block whose queries nobody reads."""
-
-    def __init__(self, dim: int, num_heads: int, qk_norm: bool = True):
-        super().__init__()
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.kv = nn.Linear(dim, 2 * dim, bias=False)
-        self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        batch, tokens, _ = x.shape
-        k, v = self.kv(x).view(batch, tokens, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        return self.k_norm(k), v  # each (B, H, N, D)
 
 
 class StreamWeights(nn.Module):
