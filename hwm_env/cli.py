@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "train.commands.tokenizer",
     "train.commands.evaluate",
     "train.commands.model_info",
+    "train.commands.export",
     "train.commands.flow",
     "train.commands.masked",
     "hwm_env.commands",

@@ -157,3 +157,37 @@ def load_state_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tenso
             f"(missing {missing[:5]}, unexpected {unexpected[:5]}, shape mismatch {mismatched[:5]})"
         )
     module.load_state_dict(state_dict)
+
+
+def export_checkpoint(source: str | os.PathLike, destination: str | os.PathLike,
+                      dtype: torch.dtype = torch.float16, min_numel: int = 1024) -> Path:
+    """Copy a checkpoint (and its nested checkpoints, e.g. `tokenizer/`) with large float
+    tensors stored as `dtype`, to ship small files; loading casts back to the model's dtype.
+
+    Only tensors with at least `min_numel` elements (weight matrices, embeddings) are cast;
+    norms, biases and statistics buffers stay float32, where rounding would cost accuracy.
+    """
+    source = resolve_checkpoint(source)
+    destination = Path(destination)
+    with atomic_directory_write(destination) as tmp:
+        _export_folder(source, tmp, dtype, min_numel)
+    return destination
+
+
+def _export_folder(source: Path, target: Path, dtype: torch.dtype, min_numel: int) -> None:
+    state_dict, _ = load_checkpoint(source)
+    small = {
+        name: t.to(dtype) if t.is_floating_point() and t.numel() >= min_numel else t
+        for name, t in state_dict.items()
+    }
+    save_file({k: v.contiguous() for k, v in small.items()}, str(target / WEIGHTS_FILE))
+    for entry in source.iterdir():
+        if entry.name == WEIGHTS_FILE:
+            continue
+        if entry.is_dir() and (entry / CONFIG_FILE).is_file() and (entry / WEIGHTS_FILE).is_file():
+            (target / entry.name).mkdir()
+            _export_folder(entry, target / entry.name, dtype, min_numel)
+        elif entry.is_dir():
+            shutil.copytree(entry, target / entry.name)
+        else:
+            shutil.copy2(entry, target / entry.name)

@@ -1,0 +1,72 @@
+"""Checkpoint folders: atomic writes, clear errors, float16 export that loads back."""
+import json
+
+import pytest
+import torch
+
+from models.checkpoint import (
+    atomic_directory_write, export_checkpoint, load_checkpoint, load_state_strict, save_checkpoint,
+)
+
+
+def _save(path, module, family="tokenizer"):
+    return save_checkpoint(path, module.state_dict(), {"family": family, "model": {}})
+
+
+def test_round_trip_and_family_check(tmp_path):
+    module = torch.nn.Linear(4, 3)
+    _save(tmp_path / "ck", module)
+    state, config = load_checkpoint(tmp_path / "ck", family="tokenizer")
+    assert config["family"] == "tokenizer" and torch.equal(state["weight"], module.weight.detach())
+    with pytest.raises(ValueError, match="expected a 'flow' checkpoint"):
+        load_checkpoint(tmp_path / "ck", family="flow")
+
+
+def test_failed_write_keeps_previous_checkpoint(tmp_path):
+    module = torch.nn.Linear(4, 3)
+    _save(tmp_path / "ck", module)
+    with pytest.raises(RuntimeError):
+        with atomic_directory_write(tmp_path / "ck") as tmp:
+            (tmp / "model.safetensors").write_bytes(b"partial")
+            raise RuntimeError("killed mid-save")
+    state, _ = load_checkpoint(tmp_path / "ck")
+    assert torch.equal(state["weight"], module.weight.detach())
+    assert [p.name for p in tmp_path.iterdir()] == ["ck"]
+
+
+def test_missing_and_corrupt_files_name_the_problem(tmp_path):
+    _save(tmp_path / "ck", torch.nn.Linear(4, 3))
+    (tmp_path / "ck" / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_checkpoint(tmp_path / "ck")
+    (tmp_path / "ck" / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_checkpoint(tmp_path / "ck")
+    with pytest.raises(FileNotFoundError, match="neither an existing folder nor a shipped default"):
+        load_checkpoint(tmp_path / "nowhere")
+
+
+def test_mismatched_weights_are_reported(tmp_path):
+    _save(tmp_path / "ck", torch.nn.Linear(4, 3))
+    state, _ = load_checkpoint(tmp_path / "ck")
+    with pytest.raises(ValueError, match="shape mismatch"):
+        load_state_strict(torch.nn.Linear(5, 3), state, tmp_path / "ck")
+
+
+def test_float16_export_is_smaller_and_loads_back_close(tmp_path):
+    module = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.LayerNorm(64))
+    _save(tmp_path / "ck", module, family="flow")
+    _save(tmp_path / "ck" / "tokenizer", torch.nn.Linear(64, 32))
+    export_checkpoint(tmp_path / "ck", tmp_path / "small")
+    state, config = load_checkpoint(tmp_path / "small", family="flow")
+    assert state["0.weight"].dtype == torch.float16  # 4096 elements: cast
+    assert state["0.bias"].dtype == torch.float32  # small: kept
+    copy = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.LayerNorm(64))
+    load_state_strict(copy, state, tmp_path / "small")
+    assert copy[0].weight.dtype == torch.float32
+    assert torch.allclose(copy[0].weight, module[0].weight, atol=1e-3)
+    tokenizer_state, _ = load_checkpoint(tmp_path / "small" / "tokenizer")
+    assert tokenizer_state["weight"].dtype == torch.float16
+    assert json.loads((tmp_path / "small" / "config.json").read_text())["family"] == "flow"
+    size = lambda p: sum(f.stat().st_size for f in p.rglob("*.safetensors"))
+    assert size(tmp_path / "small") < 0.6 * size(tmp_path / "ck")
