@@ -1,0 +1,121 @@
+"""Pre-encoding (`hwm data encode`), tokenizer evaluation and training commands on tiny data sets."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hwm_env.cli import main
+from models.tokenizers import AutoencoderConfig, ConvTokenizer, load_tokenizer
+from train.data.hwm_format import HWMDataset, HWMWriter
+from train.encode import encode_dataset, evaluate_tokenizer
+
+TINY = dict(pixel_shuffle=2, channels=[16, 16, 32], res_blocks=1, bottleneck_blocks=0, norm_groups=4)
+ACTION_NAMES = ["a0", "a1"]
+
+
+def write_split(path, episodes, frames_per_episode=5, size=64, seed=0):
+    rng = np.random.default_rng(seed)
+    with HWMWriter(path, size, size, action_dim=2, fps=15, action_names=ACTION_NAMES, source="test") as writer:
+        for _ in range(episodes):
+            frames = rng.integers(0, 256, (frames_per_episode, size, size, 3), dtype=np.uint8)
+            writer.add_episode(frames, rng.normal(size=(frames_per_episode, 2)).astype(np.float32))
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    root = tmp_path / "data"
+    write_split(root / "train", episodes=3, seed=0)
+    write_split(root / "val", episodes=2, seed=1)
+    return root
+
+
+@pytest.fixture
+def checkpoints(tmp_path):
+    torch.manual_seed(0)
+    paths = {}
+    for quantizer in ("continuous", "fsq"):
+        paths[quantizer] = ConvTokenizer(AutoencoderConfig(quantizer=quantizer, **TINY)).save(tmp_path / quantizer)
+    return paths
+
+
+def test_encode_dataset_writes_latents_beside_each_split(dataset, checkpoints):
+    written = encode_dataset(dataset, checkpoints["continuous"], batch_size=4, device="cpu")
+    assert [p.parent.name for p in written] == ["train", "val"]
+    tokenizer = load_tokenizer(checkpoints["continuous"])
+    for name, frames in (("train", 15), ("val", 10)):
+        split = HWMDataset(dataset / name)
+        assert split.latents.shape == (frames, 8, 8, 8) and split.latents.dtype == np.float16
+        expected = tokenizer.encode(np.asarray(split.frames)[None])[0].numpy()
+        np.testing.assert_allclose(split.latents.astype(np.float32), expected, atol=2e-3)
+        info = split.latents_info
+        assert info["kind"] == "latents" and info["temporal_compression"] == 1 and info["shape"] == [frames, 8, 8, 8]
+        assert info["tokenizer"]["kind"] == "continuous" and info["tokenizer"]["checkpoint"]["family"] == "tokenizer"
+        # the copied tokenizer is the one that made the latents
+        copy = load_tokenizer(split.encoding_tokenizer_dir("latents"))
+        assert torch.equal(copy.encode(np.asarray(split.frames[:2])[None]), tokenizer.encode(np.asarray(split.frames[:2])[None]))
+
+
+def test_hwm_data_encode_tokens_for_one_split(dataset, checkpoints, capsys):
+    code = main(["data", "encode", "--tokenizer", str(checkpoints["fsq"]), "--data", str(dataset),
+                 "--split", "val", "--batch-size", "3", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    val, train = HWMDataset(dataset / "val"), HWMDataset(dataset / "train")
+    assert train.tokens is None  # only the split asked for
+    assert val.tokens.shape == (10, 8, 8) and val.tokens.dtype == np.int32
+    expected = load_tokenizer(checkpoints["fsq"]).encode(np.asarray(val.frames)[None])[0].numpy()
+    assert np.array_equal(val.tokens, expected)
+    assert val.tokens_info["tokenizer"]["vocab_size"] == 1000
+
+
+def test_encode_rejects_a_tokenizer_of_another_resolution(dataset, tmp_path, capsys):
+    small = ConvTokenizer(AutoencoderConfig(image_size=[32, 32], **TINY)).save(tmp_path / "small")
+    code = main(["data", "encode", "--tokenizer", str(small), "--data", str(dataset), "--device", "cpu"])
+    assert code == 2
+    assert "frames are 64x64 but the tokenizer expects 32x32" in capsys.readouterr().err
+    assert HWMDataset(dataset / "train").latents is None  # nothing half-written
+    assert main(["data", "encode", "--tokenizer", str(small), "--data", str(tmp_path / "nowhere")]) == 2
+
+
+def test_eval_tokenizer_json_matches_the_metrics(dataset, checkpoints, tmp_path):
+    from train.metrics import psnr, ssim
+
+    out = tmp_path / "eval" / "tok.json"
+    assert main(["eval", "tokenizer", "--checkpoint", str(checkpoints["continuous"]), "--data", str(dataset),
+                 "--json", str(out), "--device", "cpu"]) == 0
+    result = json.loads(out.read_text())
+    assert set(result) == {"psnr", "ssim", "frames"} and result["frames"] == 10  # the val split
+    frames = torch.from_numpy(np.asarray(HWMDataset(dataset / "val").frames))
+    reconstruction = load_tokenizer(checkpoints["continuous"]).decode(
+        load_tokenizer(checkpoints["continuous"]).encode(frames[None]))[0]
+    assert result["psnr"] == pytest.approx(float(psnr(reconstruction, frames).mean()), abs=1e-4)
+    assert result["ssim"] == pytest.approx(float(ssim(reconstruction, frames).mean()), abs=1e-4)
+    direct = evaluate_tokenizer(load_tokenizer(checkpoints["continuous"]), dataset / "val", max_frames=4)
+    assert direct["frames"] == 4
+
+
+def test_hwm_train_tokenizer_tiny_run_writes_a_loadable_checkpoint(dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "tokenizer", "--data", str(dataset), "--quantizer", "fsq", "--config", "tiny",
+                 "--out", str(out), "train.steps=3", "train.batch_size=4", "train.log_every=1"])
+    assert code == 0, capsys.readouterr().err
+    tokenizer = load_tokenizer(out / "final")
+    assert tokenizer.kind == "discrete" and tokenizer.vocab_size == 1000
+    config = json.loads((out / "final" / "config.json").read_text())
+    assert config["family"] == "tokenizer" and config["quantizer"] == "fsq" and config["image_size"] == [64, 64]
+    result = json.loads((out / "eval.json").read_text())
+    assert result["frames"] == 10 and np.isfinite(result["psnr"])
+    log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in log if "loss" in record][:3] == [1, 2, 3]
+    assert all("psnr" in record for record in log if "loss" in record)
+
+
+def test_hwm_train_tokenizer_bad_arguments_fail_clearly(dataset, tmp_path, capsys):
+    assert main(["train", "tokenizer", "--data", str(dataset), "--quantizer", "continuous", "--config", "tiny",
+                 "--out", str(tmp_path / "run"), "train.no_such_key=1"]) == 2
+    assert "no_such_key" in capsys.readouterr().err
+    assert main(["train", "tokenizer", "--data", str(tmp_path / "nowhere"), "--quantizer", "continuous",
+                 "--config", "tiny"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["train", "tokenizer", "--data", str(dataset), "--quantizer", "continuous", "--config", "huge"]) == 2
+    assert "presets" in capsys.readouterr().err
