@@ -85,7 +85,7 @@ def test_eval_tokenizer_json_matches_the_metrics(dataset, checkpoints, tmp_path)
                  "--json", str(out), "--device", "cpu"]) == 0
     result = json.loads(out.read_text())
     assert set(result) == {"psnr", "ssim", "frames"} and result["frames"] == 10  # the val split
-    frames = torch.from_numpy(np.asarray(HWMDataset(dataset / "val").frames))
+    frames = torch.from_numpy(np.array(HWMDataset(dataset / "val").frames))
     reconstruction = load_tokenizer(checkpoints["continuous"]).decode(
         load_tokenizer(checkpoints["continuous"]).encode(frames[None]))[0]
     assert result["psnr"] == pytest.approx(float(psnr(reconstruction, frames).mean()), abs=1e-4)

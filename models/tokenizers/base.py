@@ -94,7 +94,10 @@ class Tokenizer(nn.Module):
 
 def _as_tensor(value, name: str) -> torch.Tensor:
     if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
+        array = np.ascontiguousarray(value)
+        if not array.flags.writeable:  # read-only memmaps of a data set: torch wants writable memory
+            array = array.copy()
+        return torch.from_numpy(array)
     if isinstance(value, torch.Tensor):
         return value
     raise ValueError(f"{name} must be a torch tensor or numpy array, got {type(value).__name__}")
