@@ -16,9 +16,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from models.blocks import ActionNormalizer
+from models.world_model import WorldModel
 from models.checkpoint import load_checkpoint, load_state_strict
 from models.flow.flow_matching import (
     guided_velocity,
@@ -42,7 +42,7 @@ def _check_finite(name: str, tensor: torch.Tensor) -> None:
         raise ValueError(f"{name} contains NaN or inf values")
 
 
-class FlowHWM(nn.Module):
+class FlowHWM(WorldModel):
     """Action-conditioned video world model over continuous latents (MMDiT + rectified flow).
 
     `predict` generates the next `num_future` latents; `rollout` slides the window one
@@ -63,24 +63,6 @@ class FlowHWM(nn.Module):
         self.register_buffer("residual_std", torch.ones(channels))
         self.action_names: list[str] | None = None
         self.metadata: dict[str, Any] = {}  # extra config.json keys (e.g. the data window settings)
-
-    # --- the common world-model attributes ----------------------------------------------
-
-    @property
-    def num_past(self) -> int:
-        return self.config.num_past
-
-    @property
-    def num_future(self) -> int:
-        return self.config.num_future
-
-    @property
-    def action_dim(self) -> int:
-        return self.config.action_dim
-
-    @property
-    def device(self) -> torch.device:
-        return self.latent_mean.device
 
     # --- statistics -----------------------------------------------------------------------
 

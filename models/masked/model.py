@@ -14,13 +14,14 @@ import torch
 from torch import nn
 
 from models.blocks import ActionNormalizer
+from models.world_model import WorldModel
 from models.masked.maskgit import corrupt_tokens, maskgit_decode, masked_cross_entropy, random_future_mask
 from models.masked.st_transformer import UNMASK_MODES, MaskedConfig, STTransformer
 
 FAMILY = "masked"
 
 
-class MaskedHWM(nn.Module):
+class MaskedHWM(WorldModel):
     """ST-MaskGIT world model over discrete tokens; see `st_transformer.py` for how actions enter."""
 
     config_class = MaskedConfig
@@ -33,23 +34,7 @@ class MaskedHWM(nn.Module):
         self.action_normalizer = ActionNormalizer(config.action_dim)
         self.transformer = STTransformer(config)
 
-    # -- attributes of the common world-model API ----------------------------------------
-    @property
-    def num_past(self) -> int:
-        return self.config.num_past
-
-    @property
-    def num_future(self) -> int:
-        return self.config.num_future
-
-    @property
-    def action_dim(self) -> int:
-        return self.config.action_dim
-
-    @property
-    def device(self) -> torch.device:
-        return self.transformer.mask_embedding.device
-
+    # -- Masked-HWM attributes (num_past, num_future, action_dim, device: models.world_model) --
     @property
     def levels(self) -> list[int] | None:
         """FSQ levels when the head is factorised (one softmax per digit), else None."""
