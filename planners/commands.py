@@ -1,0 +1,139 @@
+"""`hwm bench planning`: the goal-reaching planning benchmark (protocol in `planners.benchmark`).
+
+Writes the rows as JSON (`--json PATH`) with a Markdown table beside it (same name, `.md`),
+saved again after every row so a long run keeps what it measured; prints the table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from planners.benchmark import MASKED_PLANNING_STEPS, MODELS, PLANNER_DEFAULTS, PLANNERS, QUICK_PROTOCOL, Protocol
+
+
+def register(groups: dict[str, argparse._SubParsersAction]) -> None:
+    parser = groups["bench"].add_parser(
+        "planning",
+        help="goal-reaching in HWM-Sim-v0: CEM/MPPI in Flow-HWM, Masked-HWM and the simulator vs random",
+        description="Plan in a model, act in HWM-Sim-v0: seeded start/goal pairs (the goal shown as an image), "
+        "MPC with CEM and MPPI over each world model and over the simulator itself (oracle), plus random and "
+        "hold-pose baselines. Reports success rate, final joint error and seconds per plan.",
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run_planning_command)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Protocol()
+    parser.add_argument("--models", default=None,
+                        help=f"comma-separated rows to run, from {','.join(MODELS)} (default: all; world models whose "
+                        "shipped checkpoint is missing are skipped unless named here)")
+    parser.add_argument("--planners", default=",".join(PLANNERS), help="comma-separated: cem,mppi (default: both)")
+    parser.add_argument("--flow", default=None, help="Flow-HWM checkpoint folder (default: the shipped flow-default)")
+    parser.add_argument("--masked", default=None,
+                        help="Masked-HWM checkpoint folder (default: the shipped masked-default)")
+    parser.add_argument("--oracle-tokenizer", default=None,
+                        help="tokenizer that encodes the oracle's rendered frames for the goal cost (default: the "
+                        "Flow-HWM checkpoint's, else the Masked-HWM one's, else the shipped tokenizer-continuous)")
+    parser.add_argument("--episodes", type=int, default=None, help=f"start/goal pairs (default {defaults.episodes})")
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"frames executed per episode (default {defaults.steps})")
+    parser.add_argument("--action-repeat", type=int, default=None,
+                        help=f"frames each planned action is held (default {defaults.action_repeat})")
+    parser.add_argument("--replan-every", type=int, default=None,
+                        help=f"held actions executed between plans (default {defaults.replan_every})")
+    parser.add_argument("--seed", type=int, default=defaults.seed,
+                        help=f"seed of the episodes (default {defaults.seed})")
+    parser.add_argument("--settle-steps", type=int, default=None,
+                        help="hold frames before the goal; the world models' context "
+                        f"(default {defaults.settle_steps})")
+    parser.add_argument("--max-goal-offset", type=float, default=defaults.max_goal_offset,
+                        help=f"largest goal offset per joint in action units (default {defaults.max_goal_offset})")
+    parser.add_argument("--success-threshold", type=float, default=defaults.success_threshold,
+                        help=f"success when the final error is below this, rad (default {defaults.success_threshold})")
+    parser.add_argument("--cost-reduce", choices=("final", "sum"), default=defaults.cost_reduce,
+                        help="goal distance of the last planned frame or summed over the plan (default final)")
+    for planner, values in PLANNER_DEFAULTS.items():
+        shown = " ".join(f"{key}={value}" for key, value in values.items())
+        parser.add_argument(f"--{planner}", nargs="+", metavar="KEY=VALUE", default=None,
+                            help=f"{planner.upper()} hyper-parameters (default: {shown})")
+    parser.add_argument("--flow-steps", type=int, default=None,
+                        help="Flow-HWM sampling steps per frame (default: the checkpoint's)")
+    parser.add_argument("--masked-steps", type=int, default=MASKED_PLANNING_STEPS,
+                        help=f"Masked-HWM decoding steps per frame (default {MASKED_PLANNING_STEPS}: a plan then fits "
+                        "in 2 s on 2 CPU cores; the shipped model decodes with 4 by default)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny settings for a smoke test: 2 episodes of 4 frames, 6 samples, 1 iteration")
+    parser.add_argument("--device", default="auto", help="torch device for the models (default: cuda if available)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--json", default=None, help="write the rows here (and the Markdown table beside it, .md)")
+
+
+def protocol_from_args(args: argparse.Namespace) -> Protocol:
+    """Protocol defaults, then --quick's, then every flag given explicitly."""
+    values = dict(QUICK_PROTOCOL) if args.quick else {}
+    for name in ("episodes", "steps", "action_repeat", "replan_every", "settle_steps"):
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    return Protocol(seed=args.seed, max_goal_offset=args.max_goal_offset, success_threshold=args.success_threshold,
+                    cost_reduce=args.cost_reduce, **values)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def run_planning_command(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    import hwm_env  # noqa: F401  (headless MuJoCo rendering)
+    from planners.benchmark import markdown_table, parse_names, parse_overrides, run_planning_benchmark
+
+    models = parse_names(args.models, MODELS, "--models") if args.models is not None else MODELS
+    planners = parse_names(args.planners, PLANNERS, "--planners")
+    protocol = protocol_from_args(args)
+    overrides = {planner: parse_overrides(planner, getattr(args, planner)) for planner in PLANNERS}
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    for flag in ("flow_steps", "masked_steps"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    required = set(models) if args.models is not None else set()
+    required |= {kind for kind in ("flow", "masked") if getattr(args, kind) is not None and kind in models}
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    torch.set_num_threads(args.threads)
+    json_path = Path(args.json) if args.json else None
+
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+
+    def save(rows: list[dict]) -> None:
+        for row in rows:  # timings mean little without the machine and its load
+            row.setdefault("device", device)
+            row.setdefault("torch_threads", torch.get_num_threads())
+            row.setdefault("cpu_count", os.cpu_count())
+            row.setdefault("load_average_before", load_before)
+            row.setdefault("load_average_after", os.getloadavg() if hasattr(os, "getloadavg") else None)
+        if json_path is not None:
+            write_atomically(json_path, json.dumps(rows, indent=2) + "\n")
+            write_atomically(json_path.with_suffix(".md"), markdown_table(rows) + "\n")
+
+    rows = run_planning_benchmark(
+        models, planners, flow=args.flow or "flow-default", masked=args.masked or "masked-default",
+        oracle_tokenizer=args.oracle_tokenizer, protocol=protocol, planner_overrides=overrides, quick=args.quick,
+        sampling_steps={"flow": args.flow_steps, "masked": args.masked_steps}, required=sorted(required),
+        device=device, log=lambda message: tqdm.write(f"hwm bench planning: {message}"), on_row=save,
+    )
+    save(rows)
+    print(markdown_table(rows))
+    if json_path is not None:
+        print(f"wrote {json_path} and {json_path.with_suffix('.md')}")
+    return 0

@@ -1,0 +1,202 @@
+"""`hwm bench planning`: the quick protocol end to end on tiny checkpoints, its pieces, and bad input."""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import hwm_env  # noqa: F401  (headless MuJoCo)
+from env_fixtures import build_checkpoints
+from hwm_env.cli import main
+from planners.benchmark import (
+    HeldActionContext,
+    HeldActionDynamics,
+    Protocol,
+    action_box,
+    parse_overrides,
+    planner_settings,
+    run_planning_benchmark,
+    view_error,
+)
+
+ROW_KEYS = {"model", "planner", "success_rate", "successes", "episodes", "final_error_mean", "final_error_std",
+            "initial_error_mean", "final_pose_error_mean", "seconds_per_plan", "cpu_seconds_per_plan", "plans",
+            "hyperparameters", "protocol", "final_errors", "error_joints", "device", "torch_threads"}
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    return build_checkpoints(tmp_path_factory.mktemp("planning-checkpoints"))
+
+
+@pytest.fixture(scope="module")
+def quick_run(checkpoints, tmp_path_factory):
+    """One `--quick` run of every row through the CLI: (exit code, rows, JSON path)."""
+    out = tmp_path_factory.mktemp("planning-out") / "planning.json"
+    code = main(["bench", "planning", "--quick", "--flow", str(checkpoints["flow"]), "--masked",
+                 str(checkpoints["masked"]), "--json", str(out), "--threads", "2", "--device", "cpu"])
+    return code, json.loads(out.read_text()) if out.exists() else None, out
+
+
+def test_quick_run_writes_every_row_with_the_schema(quick_run):
+    code, rows, out = quick_run
+    assert code == 0 and isinstance(rows, list)
+    assert [(row["model"], row["planner"]) for row in rows] == [
+        ("flow", "CEM"), ("flow", "MPPI"), ("masked", "CEM"), ("masked", "MPPI"),
+        ("oracle", "CEM"), ("oracle", "MPPI"), ("random", "none"), ("hold", "none"),
+    ]
+    for row in rows:
+        assert ROW_KEYS <= set(row), ROW_KEYS - set(row)
+        assert row["episodes"] == 2 and len(row["final_errors"]) == 2
+        assert 0.0 <= row["success_rate"] <= 1.0 and row["successes"] == round(row["success_rate"] * 2)
+        assert np.isfinite(row["final_error_mean"]) and row["final_error_mean"] >= 0
+        assert row["protocol"]["steps"] == 4 and row["protocol"]["action_repeat"] == 2
+        if row["planner"] == "none":
+            assert row["seconds_per_plan"] is None and row["cpu_seconds_per_plan"] is None and row["plans"] == 0
+        else:
+            # 2 held actions per episode, a plan before each
+            assert row["seconds_per_plan"] > 0 and row["cpu_seconds_per_plan"] > 0 and row["plans"] == 4
+            assert row["hyperparameters"]["num_samples"] == 6 and row["hyperparameters"]["horizon"] == 1
+    table = out.with_suffix(".md").read_text()
+    assert "| model | planner | success |" in table and table.count("\n| ") == 1 + len(rows)
+    assert "Flow-HWM" in table and "oracle (simulator)" in table and "< 0.03 rad" in table
+
+
+def test_every_row_sees_the_same_episodes(quick_run):
+    _, rows, _ = quick_run
+    assert len({row["initial_error_mean"] for row in rows}) == 1
+    hold = next(row for row in rows if row["model"] == "hold")
+    # holding the start pose leaves the view joints where they started
+    assert hold["final_error_mean"] == pytest.approx(hold["initial_error_mean"], abs=5e-3)
+
+
+def test_oracle_beats_random_actions(quick_run):
+    _, rows, _ = quick_run
+    random_error = next(row for row in rows if row["model"] == "random")["final_error_mean"]
+    for row in rows:
+        if row["model"] == "oracle":
+            assert row["final_error_mean"] <= random_error, row
+
+
+def test_seeded_runs_repeat_exactly(checkpoints):
+    protocol = Protocol(episodes=1, steps=4, action_repeat=2, settle_steps=2)
+    kwargs = dict(flow=str(checkpoints["flow"]), protocol=protocol, quick=True, progress=False, log=lambda _: None)
+    first, second = (run_planning_benchmark(("flow", "oracle", "random"), ("cem",), **kwargs) for _ in range(2))
+    assert [row["final_errors"] for row in first] == [row["final_errors"] for row in second]
+    other = run_planning_benchmark(("random",), ("cem",), **{**kwargs, "protocol": Protocol(
+        episodes=1, steps=4, action_repeat=2, settle_steps=2, seed=1)})
+    assert other[0]["final_errors"] != first[-1]["final_errors"]
+
+
+def test_missing_default_checkpoint_skips_but_requested_one_fails(tmp_path):
+    messages = []
+    protocol = Protocol(episodes=1, steps=2, action_repeat=1, settle_steps=2)
+    rows = run_planning_benchmark(("flow", "hold"), ("cem",), flow=str(tmp_path / "missing"), protocol=protocol,
+                                  quick=True, progress=False, log=messages.append)
+    assert [row["model"] for row in rows] == ["hold"]
+    assert len(messages) == 1 and "skipping the Flow-HWM rows" in messages[0] and "missing" in messages[0]
+    with pytest.raises(FileNotFoundError, match="Flow-HWM rows: checkpoint .*missing"):
+        run_planning_benchmark(("flow", "hold"), ("cem",), flow=str(tmp_path / "missing"), protocol=protocol,
+                               quick=True, progress=False, required=("flow",))
+
+
+# --- pieces ------------------------------------------------------------------------------------
+
+
+class CountingDynamics:
+    """Trajectory = the running sum of the first action entry, so holds are easy to read."""
+
+    action_dim = 2
+
+    def __init__(self):
+        self.horizons = []
+
+    def rollout(self, state, actions):
+        self.horizons.append(actions.shape[1])
+        return actions[..., :1].cumsum(dim=1)  # (N, H, 1)
+
+
+def test_held_actions_last_repeat_frames_and_return_the_end_of_each_hold():
+    inner = CountingDynamics()
+    actions = torch.tensor([[[1.0, 0.0], [2.0, 0.0]]])  # (1, 2 holds, 2)
+    trajectory = HeldActionDynamics(inner, repeat=3).rollout(None, actions)
+    assert inner.horizons == [6]
+    assert trajectory.shape == (1, 2, 1) and trajectory.flatten().tolist() == [3.0, 9.0]
+
+
+def test_held_action_context_sees_every_frame():
+    calls = []
+
+    def context(env, frame, info):
+        calls.append((frame, info["executed_action"]))
+        return len(calls)
+
+    held = HeldActionContext(context)
+    held(None, "start", {"executed_action": None})
+    state = held(None, "f2", {"executed_action": "a", "frames": ["f1", "f2"]})
+    assert calls == [("start", None), ("f1", "a"), ("f2", "a")] and state == 3
+
+
+def test_action_box_frees_only_the_goal_joints():
+    from hwm_env.sim.goals import GOAL_JOINTS
+
+    hold = np.linspace(-0.5, 0.5, 25).astype(np.float32)
+    low, high = action_box(hold)
+    free = np.zeros(25, bool)
+    free[list(GOAL_JOINTS)] = True
+    assert (low[free] == -1).all() and (high[free] == 1).all()
+    assert np.allclose(low[~free], hold[~free], atol=2e-4) and np.allclose(high[~free], hold[~free], atol=2e-4)
+    assert (high > low).all()
+
+
+def test_view_error_is_over_hip_and_neck_joints():
+    goal = np.zeros(25, np.float32)
+    state = np.zeros(25, np.float32)
+    state[[0, 1, 2, 20]] = [0.1, -0.1, 0.2, -0.2]
+    state[6:20] = 5.0  # arms do not count
+    assert view_error(state, goal) == pytest.approx(0.15)
+
+
+def test_planner_settings_merge_and_check():
+    assert planner_settings("cem", {"horizon": 2})["horizon"] == 2
+    assert planner_settings("mppi", quick=True)["num_samples"] == 6
+    assert parse_overrides("mppi", ["temperature=1", "num-samples=32"]) == {"temperature": 1.0, "num_samples": 32}
+    with pytest.raises(ValueError, match="unknown hyper-parameter 'alpha'"):
+        parse_overrides("cem", ["alpha=1"])
+    with pytest.raises(ValueError, match="horizon must be int"):
+        parse_overrides("cem", ["horizon=1.5"])
+    with pytest.raises(ValueError, match="expected KEY=VALUE"):
+        parse_overrides("cem", ["horizon"])
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--models", "flow,dreamer"], r"unknown name\(s\) \['dreamer'\]"),
+        (["--models", "hold,hold"], "repeated"),
+        (["--planners", "ilqr"], r"unknown name\(s\) \['ilqr'\]"),
+        (["--episodes", "0"], r"episodes \(--episodes\) must be an integer >= 1, got 0"),
+        (["--steps", "5", "--action-repeat", "2"], r"steps \(5\) must be a multiple of action-repeat \(2\)"),
+        (["--replan-every", "2"], r"replan-every \(2\) must not exceed the cem horizon \(1\)"),
+        (["--cem", "num_samples=4", "num_elites=8"], "num_elites <= num_samples"),
+        (["--success-threshold", "0"], "success-threshold must be a positive number"),
+        (["--flow-steps", "0"], "--flow-steps must be >= 1"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_clear_message(argv, message, capsys):
+    assert main(["bench", "planning", "--models", "hold", *argv]) == 2  # a later --models wins
+    err = capsys.readouterr().err
+    assert err.startswith("hwm: error: ") and re.search(message, err), err
+
+
+def test_wrong_family_and_missing_requested_checkpoint(checkpoints, tmp_path, capsys):
+    assert main(["bench", "planning", "--quick", "--models", "flow", "--flow", str(checkpoints["masked"])]) == 2
+    assert "is a 'masked' checkpoint, the flow rows need a 'flow' one" in capsys.readouterr().err
+    assert main(["bench", "planning", "--quick", "--models", "masked", "--masked", str(tmp_path / "nope")]) == 2
+    assert "Masked-HWM rows: checkpoint" in capsys.readouterr().err
