@@ -50,21 +50,23 @@ VIEW_JOINT_NAMES = ("HIP_YAW", "HIP_ROLL", "HIP_PITCH", "NECK_PITCH")  # the goa
 FIXED_COMMAND_WIDTH = 1e-4  # action units: the planner box around the start command of joints it does not move
 
 # A plan costs num_samples x iterations x horizon x action_repeat one-frame predictions
-# (16 x 2 x 1 x 4 = 128) in iterations x horizon x action_repeat batched model calls: what
-# the shipped CPU models predict in under 2 s on 2 cores (benchmarks/flow_speed.py,
-# masked_speed.py). Replanning after every held action makes up for the small search.
+# (16 x 2 x 1 x 4 = 128) in iterations x horizon x action_repeat batched model calls. With
+# the shipped default architectures that takes 0.9 s (Flow-HWM, 2 Euler steps) and 1.8 s
+# (Masked-HWM, 2 MaskGIT steps) per plan on 2 CPU cores (measured with load average ~2.5).
+# Replanning after every held action makes up for the small search.
 # The sampling width restarts at init_std / max_std every plan, so it is also the noise a
 # replan adds to joints the image cannot see well: 0.1 (a twentieth of each joint's range)
-# keeps that below the goal offsets (<= 0.3 action units); with the oracle, 0.3 reached
-# 0.097 / 0.038 rad (CEM / MPPI, 3 episodes) where 0.1 reached 0.028 / 0.013.
+# keeps that below the goal offsets (<= 0.3 action units); in 3 oracle episodes 0.3 reached
+# 0.097 / 0.038 rad (CEM / MPPI, 3 episodes) where 0.1 reached 0.028 / 0.013. CEM keeps
+# the best eighth (DINO-WM: 30 of 300): its mean of 4 elites reached 0.030 rad over 20
+# oracle episodes, of 2 elites 0.024 over 10; MPPI weights its 4 elites instead.
 PLANNER_DEFAULTS = {
-    "cem": {"horizon": 1, "num_samples": 16, "num_elites": 4, "iterations": 2, "init_std": 0.1, "min_std": 0.02},
+    "cem": {"horizon": 1, "num_samples": 16, "num_elites": 2, "iterations": 2, "init_std": 0.1, "min_std": 0.02},
     "mppi": {"horizon": 1, "num_samples": 16, "num_elites": 4, "iterations": 2, "temperature": 0.5,
              "min_std": 0.02, "max_std": 0.1},
 }
-# MaskGIT decoding steps while planning. A default-size Masked-HWM spends ~2.7 CPU-s on the
-# 160 predictions of a plan at 2 steps and ~4.3 at 4 (batch 16, a shared 2-core machine);
-# Flow-HWM keeps its checkpoint's default (2 Euler steps, ~1.2 CPU-s per plan).
+# MaskGIT decoding steps while planning: a plan takes 1.8 s at 2 steps but 2.7 s at the
+# shipped model's 4. Flow-HWM keeps its checkpoint's default (2 Euler steps).
 MASKED_PLANNING_STEPS = 2
 QUICK_PLANNER_SETTINGS = {
     "cem": {"num_samples": 6, "num_elites": 2, "iterations": 1},
@@ -616,7 +618,7 @@ def run_planning_benchmark(
 
 
 def format_settings(row: dict) -> str:
-    """"H1 N16 K4 I2 std 0.1 min_std 0.02, 2 sampling steps" from a row's hyper-parameters."""
+    """"H1 N16 K2 I2 std 0.1 min_std 0.02, 2 sampling steps" from a row's hyper-parameters."""
     parts = []
     for key, value in row.get("hyperparameters", {}).items():
         short = SHORT_NAMES.get(key, key)
