@@ -138,7 +138,8 @@ def test_data_goals_are_frames_ahead_in_the_same_episode(tmp_path):
         for length in lengths:
             index = start + np.arange(length)
             frames = np.broadcast_to((index % 256).astype(np.uint8)[:, None, None, None], (length, 64, 64, 3))
-            writer.add_episode(np.ascontiguousarray(frames), np.repeat(index[:, None], ACTION_DIM, 1).astype(np.float32))
+            actions = np.repeat(index[:, None], ACTION_DIM, 1).astype(np.float32)
+            writer.add_episode(np.ascontiguousarray(frames), actions)
             start += length
     (tmp_path / "data" / "val").mkdir()
     task = TaskSettings(goal_min_steps=2, goal_max_steps=4)
@@ -194,7 +195,8 @@ def test_scoring_on_the_benchmark_goal_set_rewards_reaching_the_goal(checkpoints
     episodes = make_episodes(sim, protocol)
     commander = Commander(ACTION_DIM, TASK, -1.0, 1.0)
     observation = GoalObservation("mlp", features.dim, (64, 64), sim.action_space.low, sim.action_space.high)
-    goal_actions = {features.encode(e.goal_frame[None]).tobytes(): sim.action_from_state(e.goal_state) for e in episodes}
+    goal_actions = {features.encode(e.goal_frame[None]).tobytes(): sim.action_from_state(e.goal_state)
+                    for e in episodes}
 
     def steer_to_goal(obs, rng):  # finds its episode's goal through the goal part of the observation
         goal_action = goal_actions[obs[:, features.dim:2 * features.dim].tobytes()]
@@ -258,3 +260,19 @@ def test_cli_refuses_bad_input(checkpoints, sim_data, tmp_path, capsys):
     assert main([*base, "--checkpoint", str(checkpoints["flow"]), "--policies", "mlp,rnn"]) == 2
     assert "policies" in capsys.readouterr().err
     assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_wandb_output_logs_numbers_under_the_row_name():
+    from train.policy import WandbOutput
+
+    class Run:
+        logged: list[dict] = []
+
+        def log(self, values):
+            self.logged.append(values)
+
+    run = Run()
+    WandbOutput(run, "imagination-mlp").write({"rollout/ep_rew_mean": np.float32(-0.5), "train/n_updates": 3,
+                                               "time/note": "text"}, {}, step=1024)
+    assert run.logged == [{"imagination-mlp/rollout/ep_rew_mean": -0.5, "imagination-mlp/train/n_updates": 3.0,
+                           "imagination-mlp/timesteps": 1024}]

@@ -99,7 +99,8 @@ class TaskSettings:
         if self.control not in CONTROLS:
             raise ValueError(f"control must be one of {list(CONTROLS)}, got '{self.control}'")
         if not 1 <= self.goal_min_steps <= self.goal_max_steps:
-            raise ValueError(f"goal steps must satisfy 1 <= min <= max, got {self.goal_min_steps}..{self.goal_max_steps}")
+            raise ValueError(
+                f"goal steps must satisfy 1 <= min <= max, got {self.goal_min_steps}..{self.goal_max_steps}")
         if self.horizon < 1:
             raise ValueError(f"horizon must be >= 1 step, got {self.horizon}")
         if not 0 < self.max_delta <= 2:
@@ -137,9 +138,9 @@ class PolicyExperiment:
     out: str = "runs/policy"
     policies: tuple[str, ...] = ("mlp",)  # imagination rows; the sim rows use the first
     rows: tuple[str, ...] = ROWS
-    imagination_steps: int = 40_000  # imagined env steps for PPO
+    imagination_steps: int = 60_000  # imagined env steps for PPO
     real_budget: int | None = None  # default: the data set's training frames
-    upper_bound_steps: int = 60_000  # simulator frames for the unlimited row
+    upper_bound_steps: int = 100_000  # simulator frames for the unlimited row
     num_envs: int = 16  # imagined episodes per batched model call
     sampling_steps: int | None = None  # flow / MaskGIT steps per imagined frame (None: the checkpoint's default)
     sim_envs: int = 8
@@ -360,7 +361,7 @@ class DataGoals:
         return int(getattr(self.split, "num_frames", None) or len(self.split))
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """{"frames": (P, H, W, 3) uint8, "actions": (P, A) float32, "goal": (H, W, 3) uint8}: `HWMEnv` reset options."""
+        """`HWMEnv` reset options: frames (P, H, W, 3) uint8, actions (P, A) float32, goal (H, W, 3) uint8."""
         window = self.windows[int(rng.integers(len(self.windows)))]
         k = int(rng.integers(self.task.goal_min_steps, self.task.goal_max_steps + 1))
         return {
@@ -914,7 +915,8 @@ def markdown_table(results: dict) -> str:
     for row in results["rows"]:
         imagined = f"{row['imagined_frames']:,}" if row.get("imagined_frames") else "-"
         lines.append(
-            f"| {row['policy']} | {row['trained_in']} | {row['success_rate']:.2f} ({row['successes']}/{row['episodes']}) "
+            f"| {row['policy']} | {row['trained_in']} "
+            f"| {row['success_rate']:.2f} ({row['successes']}/{row['episodes']}) "
             f"| {row['final_error_mean']:.3f} ± {row['final_error_std']:.3f} | {row['final_pose_error_mean']:.3f} "
             f"| {row['real_frames']:,} | {imagined} | {row['train_seconds']:.0f} |"
         )

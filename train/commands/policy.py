@@ -45,18 +45,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None, help="world-model checkpoint (default: the shipped <model>-default)")
     parser.add_argument("--data", required=True,
                         help="the data set the world model was trained on (root with train/, or the train split): "
-                             "imagined episodes start from its contexts and goals, and its frame count is the real budget")
+                             "imagined episodes start from its contexts and goals; its frame count is the real "
+                             "budget")
     parser.add_argument("--out", default="runs/policy", help="output folder (default runs/policy)")
     parser.add_argument("--policies", default="mlp",
                         help="imagination rows, comma-separated from mlp (MLP on latents), cnn (CNN on frames); "
                              "the simulator rows use the first (default mlp)")
     parser.add_argument("--rows", default="imagination,sim-budget,sim-unlimited,random,hold",
                         help="rows to run (default: all of imagination,sim-budget,sim-unlimited,random,hold)")
-    parser.add_argument("--imagination-steps", type=int, default=None, help="imagined PPO steps (default 40000)")
+    parser.add_argument("--imagination-steps", type=int, default=None, help="imagined PPO steps (default 60000)")
     parser.add_argument("--real-budget", type=int, default=None,
                         help="simulator frames for the sim-budget row (default: the data set's training frames)")
     parser.add_argument("--upper-bound-steps", type=int, default=None,
-                        help="simulator frames for the sim-unlimited row (default 60000)")
+                        help="simulator frames for the sim-unlimited row (default 100000)")
     parser.add_argument("--num-envs", type=int, default=None, help="imagined episodes per model call (default 16)")
     parser.add_argument("--sampling-steps", type=int, default=None,
                         help="flow / MaskGIT steps per imagined frame (default: the checkpoint's)")
@@ -80,6 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-seed", type=int, default=None, help="seed of the benchmark goal set (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of PPO and of the training episodes (default 0)")
     parser.add_argument("--quick", action="store_true", help="tiny steps everywhere (seconds; for tests)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's; use 1 when other jobs share the cores)")
     parser.add_argument("--device", default="auto", help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--wandb", action="store_true", help="log training curves and results to wandb")
     parser.add_argument("--wandb-project", default="hwm-policy", help="wandb project (default hwm-policy)")
@@ -144,6 +147,12 @@ def run_command(args: argparse.Namespace) -> int:
     from train.policy import RESULTS_JSON, RESULTS_MARKDOWN, markdown_table, run_policy_experiment
 
     experiment = experiment_from_args(args)
+    if args.threads is not None:
+        import torch
+
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     results = run_policy_experiment(experiment)
     print()
     print(markdown_table(results))
