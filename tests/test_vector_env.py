@@ -62,8 +62,7 @@ def test_batched_step_equals_single_env_steps(checkpoints, family, obs_mode):
     batched = [envs.reset(seed=seed)[0]]
     for step in range(steps):
         batched.append(envs.step(actions[step])[0])
-    if not envs.runner.per_sample_generators:
-        pytest.xfail(f"{type(envs.runner.model).__name__}.predict does not take one generator per batch row yet")
+    assert envs.runner.per_sample_generators  # both families take one generator per batch row
     envs.close()
     for i in range(num_envs):
         env = HWMEnv(checkpoint=checkpoints[family], obs_mode=obs_mode)
