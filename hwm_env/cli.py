@@ -21,10 +21,9 @@ GROUPS = {
     "eval": "evaluate tokenizers and world models",
     "model": "inspect model architectures",
     "bench": "run benchmarks",
-    "plan": "plan in a world model",
 }
 
-# Modules that add subcommands. A module listed here must exist and define
+# Modules that add subcommands. Each defines
 # `register(groups: dict[str, argparse._SubParsersAction]) -> None`; top-level commands
 # (like `demo`) receive the root subparsers under the key "".
 COMMAND_MODULES = [
@@ -53,13 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         groups[name] = group_parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
         group_parser.set_defaults(func=lambda args, p=group_parser: p.print_help() or 1)
     for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name and module_name.startswith(error.name):
-                continue  # feature not built yet
-            raise
-        module.register(groups)
+        importlib.import_module(module_name).register(groups)
     return parser
 
 
