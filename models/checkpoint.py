@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from models.atomic import atomic_directory_write  # noqa: F401  (re-exported: the checkpoint API)
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -49,38 +50,6 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
         f"checkpoint '{name_or_path}' is neither an existing folder nor a shipped default "
         f"{list(SHIPPED_CHECKPOINTS)}"
     )
-
-
-def atomic_directory_write(final_dir: Path):
-    """Context manager: yields a temp folder beside `final_dir`, swapped in on success.
-
-    A crash inside the block leaves `final_dir` (the previous checkpoint) untouched.
-    """
-    return _AtomicDirectory(Path(final_dir))
-
-
-class _AtomicDirectory:
-    def __init__(self, final_dir: Path):
-        self.final_dir = final_dir
-
-    def __enter__(self) -> Path:
-        self.final_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp_dir = Path(tempfile.mkdtemp(prefix=f".{self.final_dir.name}.tmp-", dir=self.final_dir.parent))
-        return self.tmp_dir
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp_dir, ignore_errors=True)
-            return
-        old = None
-        if self.final_dir.exists():
-            old = self.final_dir.with_name(f".{self.final_dir.name}.old-{os.getpid()}")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(self.final_dir, old)
-        os.replace(self.tmp_dir, self.final_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def save_checkpoint(

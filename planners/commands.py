@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 
+from models.atomic import atomic_write_text
 from planners.benchmark import MASKED_PLANNING_STEPS, MODELS, PLANNER_DEFAULTS, PLANNERS, QUICK_PROTOCOL, Protocol
 
 
@@ -81,16 +82,6 @@ def protocol_from_args(args: argparse.Namespace) -> Protocol:
                     cost_reduce=args.cost_reduce, **values)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def run_planning_command(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
@@ -123,8 +114,8 @@ def run_planning_command(args: argparse.Namespace) -> int:
             row.setdefault("load_average_before", load_before)
             row.setdefault("load_average_after", os.getloadavg() if hasattr(os, "getloadavg") else None)
         if json_path is not None:
-            write_atomically(json_path, json.dumps(rows, indent=2) + "\n")
-            write_atomically(json_path.with_suffix(".md"), markdown_table(rows) + "\n")
+            atomic_write_text(json_path, json.dumps(rows, indent=2) + "\n")
+            atomic_write_text(json_path.with_suffix(".md"), markdown_table(rows) + "\n")
 
     rows = run_planning_benchmark(
         models, planners, flow=args.flow or "flow-default", masked=args.masked or "masked-default",

@@ -65,6 +65,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
+from models.atomic import atomic_write_text
 from planners.benchmark import QUICK_PROTOCOL, Protocol
 
 FAMILIES = ("flow", "masked")
@@ -753,11 +754,8 @@ def summarize(row: str, label: str, trained_in: str, evaluation: dict, protocol:
 
 def write_results(out: Path, results: dict) -> None:
     """results.json and results.md, each written to a temp file and renamed."""
-    out.mkdir(parents=True, exist_ok=True)
     for name, text in ((RESULTS_JSON, json.dumps(results, indent=2)), (RESULTS_MARKDOWN, markdown_table(results))):
-        tmp = out / f".{name}.tmp-{os.getpid()}"
-        tmp.write_text(text + "\n")
-        os.replace(tmp, out / name)
+        atomic_write_text(out / name, text + "\n")
 
 
 def start_wandb(experiment: PolicyExperiment, out: Path):

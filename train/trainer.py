@@ -41,6 +41,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from models.atomic import atomic_write_text
 from models.checkpoint import FORMAT_VERSION, atomic_directory_write, save_checkpoint
 
 Objective = Callable[[nn.Module, Any], "tuple[torch.Tensor, Mapping[str, float]]"]
@@ -286,12 +287,6 @@ def checkpoint_dirs(out_dir: str | os.PathLike) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 # --- the trainer ------------------------------------------------------------------------
 
 class Trainer:
@@ -475,7 +470,7 @@ class Trainer:
             (tmp / STATE_FILE).write_text(json.dumps(state))
             (tmp / "config.json").write_text(json.dumps({"format_version": FORMAT_VERSION, **self.checkpoint_config},
                                                         indent=2, sort_keys=True))
-        _write_text_atomic(self.out_dir / LATEST_FILE, f"{CHECKPOINTS_DIR}/{step_dir.name}\n")
+        atomic_write_text(self.out_dir / LATEST_FILE, f"{CHECKPOINTS_DIR}/{step_dir.name}\n")
         for old in checkpoint_dirs(self.out_dir)[:-KEEP_CHECKPOINTS]:
             shutil.rmtree(old, ignore_errors=True)
         if self.distributed.enabled:
@@ -574,7 +569,7 @@ class Trainer:
                     kept.append(line)
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut off when the run was killed
-        _write_text_atomic(path, "".join(line + "\n" for line in kept))
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
 
     # -- logging --------------------------------------------------------------------------
 

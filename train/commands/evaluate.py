@@ -48,6 +48,7 @@ def evaluation_split(data: str | os.PathLike) -> Path:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from models.atomic import atomic_write_text
     from models.checkpoint import read_config, resolve_checkpoint
     from models.loading import load_world_model
     from models.tokenizers import load_tokenizer
@@ -72,11 +73,7 @@ def run(args: argparse.Namespace) -> int:
         tokenizer_dir=tokenizer_dir,
     )
     results = {"checkpoint": str(args.checkpoint), "data": str(split_dir), "device": str(device), **results}
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, out)
+    out = atomic_write_text(args.json, json.dumps(results, indent=2))
     print(markdown_table(results))
     print(f"wrote {out}")
     return 0

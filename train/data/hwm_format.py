@@ -29,6 +29,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from models.atomic import swap_into_place
+
 FORMAT = "hwm-v1"
 METADATA_FILE = "metadata.json"
 FRAMES_FILE = "frames.bin"
@@ -45,19 +47,6 @@ ENCODINGS = {
 
 
 # --- writing --------------------------------------------------------------------------
-
-def _swap_into_place(tmp_dir: Path, final_dir: Path) -> None:
-    """Rename tmp_dir to final_dir, replacing an existing folder only after the new one is complete."""
-    old = None
-    if final_dir.exists():
-        old = final_dir.with_name(f".{final_dir.name}.old-{os.getpid()}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(final_dir, old)
-    os.replace(tmp_dir, final_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
 
 def _check_float_array(name: str, array, num_rows: int, width: int) -> np.ndarray:
     """Validate a (T, width) real-valued array; return it as contiguous float32."""
@@ -188,7 +177,7 @@ class HWMWriter:
         try:
             # metadata last: a folder with metadata.json is a complete split
             (tmp_dir / METADATA_FILE).write_text(json.dumps(self.metadata(), indent=2))
-            _swap_into_place(tmp_dir, self.out_dir)
+            swap_into_place(tmp_dir, self.out_dir)
         except BaseException:
             shutil.rmtree(tmp_dir, ignore_errors=True)
             raise
