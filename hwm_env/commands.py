@@ -35,12 +35,6 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.set_defaults(func=run_demo)
 
 
-def psnr(prediction: np.ndarray, target: np.ndarray) -> float:
-    """PSNR in dB of two uint8 frames (capped at 100 dB for identical frames)."""
-    mse = np.mean((prediction.astype(np.float64) - target.astype(np.float64)) ** 2)
-    return float(min(100.0, 10.0 * np.log10(255.0**2 / max(mse, 1e-10))))
-
-
 def side_by_side(model_frame: np.ndarray, sim_frame: np.ndarray, scale: int, caption: str):
     """One GIF frame: model | simulator, nearest-neighbour upscaled, with a caption bar."""
     from PIL import Image, ImageDraw
@@ -75,6 +69,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from hwm_env.context import drive_sim, exploration_policy, sim_step
     from hwm_env.sim.env import HWMSimEnv
     from hwm_env.world_model_env import HWMEnv
+    from train.metrics import psnr
 
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
@@ -107,7 +102,7 @@ def run_demo(args: argparse.Namespace) -> int:
             start = time.perf_counter()
             model_frame, *_ = env.step(action)
             model_seconds += time.perf_counter() - start
-            scores.append(psnr(model_frame, sim_frame))
+            scores.append(float(psnr(model_frame[None], sim_frame[None])[0]))  # the evaluation protocol's PSNR
             tqdm.write(f"step {step:4d}  PSNR {scores[-1]:6.2f} dB")
             images.append(side_by_side(model_frame, sim_frame, args.scale, f"step {step}"))
         write_gif(images, out, env.metadata["render_fps"])

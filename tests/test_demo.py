@@ -7,7 +7,6 @@ from PIL import Image
 
 from env_fixtures import build_flow_checkpoint, build_masked_checkpoint
 from hwm_env.cli import main
-from hwm_env.commands import psnr
 
 
 @pytest.mark.parametrize("family", ["flow", "masked"])
@@ -43,8 +42,3 @@ def test_demo_bad_arguments_exit_with_clear_error(tmp_path, capsys):
     assert ".gif" in capsys.readouterr().err
     assert main(["demo", "--steps", "0"]) == 2
 
-
-def test_psnr():
-    frame = np.full((8, 8, 3), 100, np.uint8)
-    assert psnr(frame, frame) == 100.0
-    assert psnr(frame, frame + 1) == pytest.approx(10 * np.log10(255.0**2))
