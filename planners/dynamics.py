@@ -38,6 +38,9 @@ class WorldModelDynamics:
     `temperature` go to the model unchanged (None: the checkpoint's default; a knob the
     family does not have must stay None). `chunk_size` caps the batch of one model call.
     `seed` seeds the model's sampling noise so a planning run can be repeated exactly.
+    `common_noise` (default on) gives every candidate of one call the same sampling noise
+    (common random numbers): costs then differ only through the actions, not through each
+    candidate's own draw of a stochastic sampler, which otherwise swamps a small action effect.
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class WorldModelDynamics:
         temperature: float | None = None,
         chunk_size: int | None = None,
         seed: int | None = None,
+        common_noise: bool = True,
     ):
         if chunk_size is not None and int(chunk_size) < 1:
             raise ValueError(f"WorldModelDynamics: chunk_size must be >= 1 or None, got {chunk_size}")
@@ -60,6 +64,7 @@ class WorldModelDynamics:
         # A CPU generator: both families draw noise on the generator's device and move it, so
         # a seeded rollout is the same on CPU and CUDA.
         self.generator = None if seed is None else torch.Generator().manual_seed(int(seed))
+        self.common_noise = bool(common_noise)
 
     def check_state(self, state: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """(past_latents (P, ...), past_actions (P, A)) on the model's device, with clear errors."""
@@ -96,15 +101,20 @@ class WorldModelDynamics:
             )
         actions = actions.to(self.device)
         chunk_size = self.chunk_size or actions.shape[0]
+        # One seed per call; every row's generator starts from it (the models take one per row).
+        call_seed = int(torch.randint(2**62, (1,), generator=self.generator)) if self.common_noise else None
         predictions = []
         for future_actions in actions.split(chunk_size):  # (n, H, A)
             batch = future_actions.shape[0]
+            generator = self.generator
+            if call_seed is not None:
+                generator = [torch.Generator().manual_seed(call_seed) for _ in range(batch)]
             predictions.append(
                 self.model.rollout(
                     past_latents.expand(batch, *past_latents.shape).contiguous(),  # (n, P, ...)
                     past_actions.expand(batch, *past_actions.shape).contiguous(),  # (n, P, A)
                     future_actions,
-                    generator=self.generator,
+                    generator=generator,
                     **self.sampling,
                 )
             )

@@ -415,7 +415,9 @@ class LinearLatentWorldModel(torch.nn.Module):
         for t in range(future_actions.shape[1]):
             push = (future_actions[:, t] * self.action_gain).sum(dim=-1)  # (B,)
             latent = 0.9 * latent + push[:, None, None, None]
-            if generator is not None:
+            if isinstance(generator, list):  # one generator per row, as the real models take
+                latent = latent + 0.01 * torch.stack([torch.randn(latent.shape[1:], generator=g) for g in generator])
+            elif generator is not None:
                 latent = latent + 0.01 * torch.randn(latent.shape, generator=generator)
             predictions.append(latent)
         return torch.stack(predictions, dim=1)  # (B, H, C, h, w)
@@ -425,17 +427,30 @@ def test_world_model_dynamics_broadcasts_and_chunks():
     model = LinearLatentWorldModel()
     state = {"past_latents": torch.randn(2, 4, 3, 3), "past_actions": torch.randn(2, 3)}
     actions = torch.rand(10, 4, 3) * 2 - 1
-    whole = WorldModelDynamics(model, steps=2).rollout(state, actions)
-    chunked = WorldModelDynamics(model, steps=2, chunk_size=3).rollout(state, actions)
+    whole = WorldModelDynamics(model, steps=2, seed=0).rollout(state, actions)
+    chunked = WorldModelDynamics(model, steps=2, chunk_size=3, seed=0).rollout(state, actions)
     assert whole.shape == (10, 4, 4, 3, 3)
     assert torch.allclose(whole, chunked)
     assert [call["batch"] for call in model.calls] == [10, 3, 3, 3, 1]
     assert all(call["steps"] == 2 and call["cfg_scale"] is None for call in model.calls)
     # each candidate is rolled out from the same context
-    single = WorldModelDynamics(model).rollout(state, actions[4:5])
+    single = WorldModelDynamics(model, seed=0).rollout(state, actions[4:5])
     assert torch.allclose(single[0], whole[4])
     seeded = [WorldModelDynamics(model, seed=3).rollout(state, actions) for _ in range(2)]
     assert torch.equal(seeded[0], seeded[1]) and not torch.equal(seeded[0], whole)
+
+
+def test_world_model_dynamics_common_noise_makes_costs_differ_only_through_actions():
+    model = LinearLatentWorldModel()
+    state = {"past_latents": torch.randn(2, 4, 3, 3), "past_actions": torch.randn(2, 3)}
+    same_actions = torch.full((6, 2, 3), 0.3)
+    common = WorldModelDynamics(model, seed=1, chunk_size=4).rollout(state, same_actions)
+    assert torch.equal(common, common[:1].expand_as(common))  # one noise draw for all candidates, across chunks
+    independent = WorldModelDynamics(model, seed=1, common_noise=False).rollout(state, same_actions)
+    assert not torch.equal(independent[0], independent[1])
+    # a new call draws new noise: the shared draw is per call, not frozen
+    dynamics = WorldModelDynamics(model, seed=1)
+    assert not torch.equal(dynamics.rollout(state, same_actions), dynamics.rollout(state, same_actions))
 
 
 def test_cem_plans_through_world_model_dynamics_to_a_goal_latent():
