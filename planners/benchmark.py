@@ -65,9 +65,6 @@ PLANNER_DEFAULTS = {
     "mppi": {"horizon": 1, "num_samples": 16, "num_elites": 4, "iterations": 2, "temperature": 0.5,
              "min_std": 0.02, "max_std": 0.1},
 }
-# MaskGIT decoding steps while planning: a plan takes 1.8 s at 2 steps but 2.7 s at the
-# shipped model's 4. Flow-HWM keeps its checkpoint's default (2 Euler steps).
-MASKED_PLANNING_STEPS = 2
 QUICK_PLANNER_SETTINGS = {
     "cem": {"num_samples": 6, "num_elites": 2, "iterations": 1},
     "mppi": {"num_samples": 6, "num_elites": 2, "iterations": 1},
@@ -528,8 +525,8 @@ def run_planning_benchmark(
     """Run the protocol; one row per (model, planner) plus the random and hold baselines.
 
     `quick` shrinks the planners (the protocol is whatever `protocol` says).
-    `sampling_steps` per family updates {"flow": None, "masked": MASKED_PLANNING_STEPS};
-    None means the checkpoint's default.
+    `sampling_steps` per family ({"flow": n, "masked": n}); missing or None means the
+    checkpoint's default.
     `required`: model names that must run; a missing checkpoint for any other world model
     (or for the oracle's cost tokenizer) skips its rows with a message through `log`.
     `on_row(rows_so_far)` is called after every row (e.g. to save partial results).
@@ -555,7 +552,7 @@ def run_planning_benchmark(
         if protocol.replan_every > values["horizon"]:
             raise ValueError(f"replan-every ({protocol.replan_every}) must not exceed the {planner} horizon "
                              f"({values['horizon']})")
-    sampling_steps = {"flow": None, "masked": MASKED_PLANNING_STEPS, **(sampling_steps or {})}
+    sampling_steps = {"flow": None, "masked": None, **(sampling_steps or {})}
     checkpoints = {"flow": flow, "masked": masked}
 
     world_models = {kind: _load_world_model(kind, checkpoints[kind], device, sampling_steps.get(kind), required, log)

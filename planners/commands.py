@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from models.atomic import atomic_write_text
-from planners.benchmark import MASKED_PLANNING_STEPS, MODELS, PLANNER_DEFAULTS, PLANNERS, QUICK_PROTOCOL, Protocol
+from planners.benchmark import MODELS, PLANNER_DEFAULTS, PLANNERS, QUICK_PROTOCOL, Protocol
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -62,9 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             help=f"{planner.upper()} hyper-parameters (default: {shown})")
     parser.add_argument("--flow-steps", type=int, default=None,
                         help="Flow-HWM sampling steps per frame (default: the checkpoint's)")
-    parser.add_argument("--masked-steps", type=int, default=MASKED_PLANNING_STEPS,
-                        help=f"Masked-HWM decoding steps per frame (default {MASKED_PLANNING_STEPS}: a plan then fits "
-                        "in 2 s on 2 CPU cores; the shipped model decodes with 4 by default)")
+    parser.add_argument("--masked-steps", type=int, default=None,
+                        help="Masked-HWM decoding steps per frame (default: the checkpoint's)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny settings for a smoke test: 2 episodes of 4 frames, 6 samples, 1 iteration")
     parser.add_argument("--device", default="auto", help="torch device for the models (default: cuda if available)")
