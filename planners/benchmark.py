@@ -51,8 +51,8 @@ FIXED_COMMAND_WIDTH = 1e-4  # action units: the planner box around the start com
 
 # A plan costs num_samples x iterations x horizon x action_repeat one-frame predictions
 # (16 x 2 x 1 x 4 = 128) in iterations x horizon x action_repeat batched model calls. With
-# the shipped default architectures that takes 0.9 s (Flow-HWM, 2 Euler steps) and 1.8 s
-# (Masked-HWM, 2 MaskGIT steps) per plan on 2 CPU cores (measured with load average ~2.5).
+# the shipped default architectures that takes about 0.75 s per plan for either family (Flow-HWM,
+# 2 Euler steps; Masked-HWM, 1 MaskGIT step) on one CPU thread beside other work.
 # Replanning after every held action makes up for the small search.
 # The sampling width restarts at init_std / max_std every plan, so it is also the noise a
 # replan adds to joints the image cannot see well: 0.1 (a twentieth of each joint's range)
