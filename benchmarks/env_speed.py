@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from models.atomic import atomic_write_text
+
 def time_steps(step, num_steps: int, warmup: int = 3) -> float:
     """Seconds for `num_steps` calls of `step()` after `warmup` untimed calls."""
     for _ in range(warmup):
@@ -98,7 +100,6 @@ def main(argv: list[str] | None = None) -> int:
             jobs.append((env_id, lambda c=checkpoint, n=num_envs: bench_vector(c, n, args.vector_steps, args.device)))
     rows = []
     out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
     for env_id, job in tqdm(jobs, desc="env speed", unit="row"):
         row = job()
         row.setdefault("env", env_id)
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                         "device": args.device, "platform": platform.platform(), "load_average": load},
         }
-        out.write_text(json.dumps(result, indent=2))  # after every row: a long run keeps what it measured
+        atomic_write_text(out, json.dumps(result, indent=2))  # after every row: a long run keeps what it measured
     print(markdown_table(rows))
     print(f"load average during the run: {load}; wrote {out}")
     return 0

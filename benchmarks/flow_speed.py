@@ -16,25 +16,12 @@ import argparse
 import json
 import os
 import platform
-import time
 from pathlib import Path
 
 import torch
+from timing import timed
 
-
-def timed(function, repeats: int, warmup: int = 2, min_seconds: float = 0.5) -> tuple[float, float]:
-    """(wall, CPU) seconds per call, means after warm-up; repeats until `min_seconds` have passed.
-
-    CPU time is what the process itself used: on a shared machine it stays close to the
-    uncontended cost while wall time grows with the other processes' load.
-    """
-    for _ in range(warmup):
-        function()
-    calls, start, cpu_start = 0, time.perf_counter(), time.process_time()
-    while calls < repeats or time.perf_counter() - start < min_seconds:
-        function()
-        calls += 1
-    return (time.perf_counter() - start) / calls, (time.process_time() - cpu_start) / calls
+from models.atomic import atomic_write_text
 
 
 def window(config, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -117,8 +104,7 @@ def main() -> None:
                     "load_average_1_5_15_after": load_after},
         "rows": rows,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
+    atomic_write_text(args.json, json.dumps(result, indent=2))
 
     print(f"Flow-HWM `{args.config}` ({config.variant}, {parameters / 1e6:.1f} M parameters, "
           f"{result['tokens_per_call']} tokens per call, {config.sampler}); torch {torch.__version__}, "

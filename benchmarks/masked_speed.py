@@ -22,21 +22,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
+from timing import timed  # noqa: E402
 
-
-def timed(function, repeats: int, warmup: int = 1, min_seconds: float = 0.5) -> float:
-    """Mean seconds per call after warm-up; repeats until `min_seconds` have passed."""
-    for _ in range(warmup):
-        function()
-    calls, start = 0, time.perf_counter()
-    while calls < repeats or time.perf_counter() - start < min_seconds:
-        function()
-        calls += 1
-    return (time.perf_counter() - start) / calls
+from models.atomic import atomic_write_text  # noqa: E402
 
 
 def window(config, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -53,7 +44,7 @@ def bench_predict(model, batch: int, steps: int, repeats: int) -> dict:
     generator = torch.Generator().manual_seed(0)
     inputs = window(model.config, batch, generator)
     seconds = timed(lambda: model.predict(inputs["past_tokens"], inputs["past_actions"], inputs["future_actions"],
-                                          steps=steps, generator=generator), repeats)
+                                          steps=steps, generator=generator), repeats, warmup=1)[0]
     frames = batch * model.config.num_future
     return {"what": "predict", "batch": batch, "steps": steps, "ms_per_call": 1000 * seconds,
             "ms_per_frame": 1000 * seconds / frames, "frames_per_s": frames / seconds}
@@ -72,7 +63,7 @@ def bench_training(model, batch: int, repeats: int) -> dict:
         loss.backward()
         optimizer.step()
 
-    seconds = timed(step, repeats, min_seconds=2.0)
+    seconds, _ = timed(step, repeats, warmup=1, min_seconds=2.0)
     model.eval()
     return {"what": "train step (mask + corrupt, cross-entropy, backward, AdamW)", "batch": batch,
             "ms_per_step": 1000 * seconds, "samples_per_s": batch / seconds}
@@ -118,8 +109,7 @@ def main() -> None:
                     "load_average_1_5_15_before": load_before, "load_average_1_5_15_after": load_after},
         "rows": rows,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
+    atomic_write_text(args.json, json.dumps(result, indent=2))
 
     print(f"Masked-HWM `{args.config}` ({config.variant}, {parameters / 1e6:.1f} M parameters, "
           f"{tokens_per_call} tokens per window, {config.unmask_mode} unmasking); torch {torch.__version__}, "

@@ -19,6 +19,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from hwm_env.cli import main as hwm  # noqa: E402
+from models.atomic import atomic_write_text  # noqa: E402
 
 
 def evaluate(checkpoint: str, data: str, horizon: int, episodes: int, steps: int, seed: int) -> dict:
@@ -65,9 +66,8 @@ def main() -> None:
         parser.error("--horizon must be >= 8 (the table reports horizon 8)")
     runs = [evaluate(args.checkpoint, args.data, args.horizon, args.episodes, steps, args.seed) for steps in args.steps]
     markdown = table(runs)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"checkpoint": args.checkpoint, "data": args.data, "runs": runs}, indent=2))
-    args.json.with_suffix(".md").write_text(markdown + "\n")
+    atomic_write_text(args.json, json.dumps({"checkpoint": args.checkpoint, "data": args.data, "runs": runs}, indent=2))
+    atomic_write_text(args.json.with_suffix(".md"), markdown + "\n")
     print(markdown)
 
 

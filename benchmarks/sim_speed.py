@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import hwm_env  # noqa: F401  (sets MUJOCO_GL=egl before MuJoCo loads)
+from models.atomic import atomic_write_text
 
 WARMUP_STEPS = 20
 
@@ -145,8 +146,7 @@ def main() -> None:
                     "load_average_1_5_15_before": load_before, "load_average_1_5_15_after": load_after},
         "rows": rows,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
+    atomic_write_text(args.json, json.dumps(result, indent=2))
     if args.strip is not None:
         write_strip(args.strip)
 
