@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 
 def swap_into_place(tmp_dir: Path, final_dir: Path) -> None:
@@ -41,14 +41,22 @@ def atomic_directory_write(final_dir: str | os.PathLike) -> Iterator[Path]:
     swap_into_place(tmp_dir, final_dir)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write text to a temp file beside `path` and rename it: never a half-written file."""
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], suffix: str = "") -> Path:
+    """`write(tmp)` to a temp file beside `path`, then rename it there: never a half-written file.
+
+    `suffix` ends the temp name, for writers that insist on an extension (SB3 adds `.zip`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{suffix}")
     try:
-        tmp.write_text(text)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write text atomically (see `atomic_write`)."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text))

@@ -65,7 +65,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from models.atomic import atomic_write_text
+from models.atomic import atomic_write, atomic_write_text
 from planners.benchmark import QUICK_PROTOCOL, Protocol
 
 FAMILIES = ("flow", "masked")
@@ -668,15 +668,8 @@ def train_ppo(model, total_timesteps: int, log_dir: Path, description: str, *, c
 
 
 def save_policy(model, path: Path) -> Path:
-    """SB3's `model.save` zip, written to a temp name and renamed (never a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.zip")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """SB3's `model.save` zip, written atomically (never a half-written file)."""
+    return atomic_write(path, model.save, suffix=".zip")
 
 
 # --- scoring in HWM-Sim-v0 --------------------------------------------------------------------------
