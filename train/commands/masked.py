@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from models.atomic import atomic_write_text
 from models.masked.st_transformer import MaskedConfig
 from train.trainer import TrainConfig
 
@@ -246,6 +247,5 @@ def eval_tokens(args: argparse.Namespace) -> int:
           f"(uniform {results['uniform_cross_entropy']:.3f}), accuracy {results['accuracy']:.4f} "
           f"over {results['tokens']} tokens / {results['windows']} windows")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        atomic_write_text(args.json, json.dumps(results, indent=2))
     return 0

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from pathlib import Path
 from typing import Any, Sequence
+
+from models.atomic import atomic_write_text
 
 # window fields a preset may keep in its `data:` section; the model follows them
 WINDOW_FIELDS = ("num_past", "num_future")
@@ -80,8 +81,7 @@ def _info_command(args) -> int:
     print(f"{info['family']} / {info['config']} / {info['variant']}: {info['params']:,} parameters "
           f"({info['params'] / 1e6:.1f} M)")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(info, indent=2))
+        atomic_write_text(args.json, json.dumps(info, indent=2))
     return 0
 
 

@@ -8,6 +8,8 @@ import argparse
 import json
 from pathlib import Path
 
+from models.atomic import atomic_write_text
+
 QUANTIZERS = ("continuous", "fsq")  # models.tokenizers.autoencoder.QUANTIZERS, without importing torch
 
 
@@ -22,7 +24,7 @@ def _train_command(args) -> int:
     if val_split is not None:
         tokenizer = load_tokenizer(final, device=resolve_device("auto"))
         result = evaluate_tokenizer(tokenizer, val_split.path)
-        (final.parent / "eval.json").write_text(json.dumps(result, indent=2))
+        atomic_write_text(final.parent / "eval.json", json.dumps(result, indent=2))
         print(f"val reconstruction: PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.4f} "
               f"over {result['frames']} frames -> {final.parent / 'eval.json'}")
     return 0
@@ -46,8 +48,7 @@ def _eval_command(args) -> int:
     result = evaluate_tokenizer(tokenizer, split, args.batch_size, args.max_frames)
     print(f"{split}: PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.4f} over {result['frames']} frames")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        atomic_write_text(args.json, json.dumps(result, indent=2))
     return 0
 
 

@@ -29,7 +29,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from models.atomic import swap_into_place
+from models.atomic import atomic_write_text, swap_into_place
 
 FORMAT = "hwm-v1"
 METADATA_FILE = "metadata.json"
@@ -271,9 +271,7 @@ def write_encoding(
             os.replace(tmp_tokenizer, split_dir / tokenizer_name)
             tmp_tokenizer = None
         os.replace(tmp_array, split_dir / array_name)
-        tmp_json = split_dir / f".{json_name}.tmp-{os.getpid()}"
-        tmp_json.write_text(json.dumps(description, indent=2))
-        os.replace(tmp_json, split_dir / json_name)
+        atomic_write_text(split_dir / json_name, json.dumps(description, indent=2))
     except BaseException:
         Path(tmp_array).unlink(missing_ok=True)
         if tmp_tokenizer is not None:
