@@ -1,0 +1,102 @@
+"""Does a world model rank a planner's candidate actions the way the simulator does?
+
+    python benchmarks/planning_cost_ranking.py [--checkpoint flow-default] [--episodes 6]
+                                               [--json benchmarks/results/planning_cost_ranking.json]
+
+A diagnostic for the planning benchmark (same seeded start/goal pairs, same latent goal
+cost). From each episode's start, N candidate actions are held for `action_repeat` frames
+and scored twice: by the world model's latent rollout, and by encoding the frame the
+simulator renders after the same actions. The Spearman rank correlation of the two costs
+says whether the model can steer a sampling planner. Two candidate sets:
+- `goal_line`: points on the line from the start command to the goal command (scale drawn
+  from U(-0.5, 1)) plus N(0, 0.05) noise: a nearly one-dimensional choice;
+- `planner`: the start command plus N(0, std) on all goal joints, what CEM/MPPI sample first.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchmetrics.functional import spearman_corrcoef
+
+from models.atomic import atomic_write_text
+
+
+def candidate_sets(episode, env, count: int, std: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    from hwm_env.sim.goals import GOAL_JOINTS
+    from planners.benchmark import action_box
+
+    joints = list(GOAL_JOINTS)
+    low, high = action_box(episode.hold_action)
+    start = episode.hold_action[joints]
+    toward_goal = env.action_from_state(episode.goal_state)[joints] - start
+    sets = {
+        "goal_line": start + rng.uniform(-0.5, 1.0, (count, 1)) * toward_goal + rng.normal(0, 0.05, (count, len(joints))),
+        "planner": start + rng.normal(0, std, (count, len(joints))),
+    }
+    out = {}
+    for name, values in sets.items():
+        actions = np.repeat(episode.hold_action[None], count, axis=0)
+        actions[:, joints] = values
+        out[name] = np.clip(actions, low, high).astype(np.float32)
+    return out
+
+
+def simulator_latents(env, episode, actions: np.ndarray, repeat: int, tokenizer) -> torch.Tensor:
+    """(N, 1, ...) latents of the frame the simulator shows after holding each action."""
+    frames = []
+    for action in actions:
+        env.set_state(episode.start)
+        for _ in range(repeat):
+            observation, *_ = env.step(action)
+        frames.append(observation)
+    return tokenizer.encode(torch.from_numpy(np.stack(frames))[:, None]).cpu()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default="flow-default", help="Flow-HWM or Masked-HWM checkpoint")
+    parser.add_argument("--episodes", type=int, default=6)
+    parser.add_argument("--candidates", type=int, default=32)
+    parser.add_argument("--std", type=float, default=0.1, help="planner set: sampling std on the goal joints")
+    parser.add_argument("--action-repeat", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0, help="episode seed (the planning benchmark's)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/planning_cost_ranking.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from hwm_env.sim.env import HWMSimEnv
+    from models.checkpoint import read_config, resolve_checkpoint
+    from planners.benchmark import HeldActionDynamics, Protocol, WorldModelPlanning, make_episodes
+
+    family = read_config(resolve_checkpoint(args.checkpoint)).get("family")
+    planning = WorldModelPlanning(family, args.checkpoint)
+    env = HWMSimEnv(resolution=planning.tokenizer.image_size[0])
+    episodes = make_episodes(env, Protocol(episodes=args.episodes, seed=args.seed), progress=True)
+    rng = np.random.default_rng(args.seed)
+    rows = []
+    for episode in episodes:
+        dynamics, cost, state_fn = planning.for_episode(episode, seed=episode.planner_seed, reduce="final")
+        state = state_fn(env, episode.start_frame, {})
+        row = {"episode": episode.index}
+        for name, actions in candidate_sets(episode, env, args.candidates, args.std, rng).items():
+            predicted = HeldActionDynamics(dynamics, args.action_repeat).rollout(state, torch.from_numpy(actions[:, None]))
+            model_cost = cost(predicted).float()
+            sim_cost = cost(simulator_latents(env, episode, actions, args.action_repeat, planning.tokenizer)).float()
+            row[name] = float(spearman_corrcoef(model_cost, sim_cost))
+        rows.append(row)
+        print(f"episode {episode.index}: Spearman(model cost, simulator cost) "
+              f"goal_line {row['goal_line']:.2f}, planner {row['planner']:.2f}", flush=True)
+    means = {name: float(np.mean([row[name] for row in rows])) for name in ("goal_line", "planner")}
+    result = {"checkpoint": args.checkpoint, "episodes": args.episodes, "candidates": args.candidates,
+              "std": args.std, "action_repeat": args.action_repeat, "seed": args.seed, "rows": rows, "mean": means}
+    atomic_write_text(args.json, json.dumps(result, indent=2))
+    print(f"mean Spearman: goal_line {means['goal_line']:.2f}, planner {means['planner']:.2f}; wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
