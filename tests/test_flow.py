@@ -417,6 +417,29 @@ def test_train_flow_command_end_to_end(tmp_path, capsys, variant, pooling, strid
     assert "final checkpoint" in capsys.readouterr().out
 
 
+def test_train_flow_fine_tunes_from_a_checkpoint_with_a_longer_context(tmp_path, capsys):
+    """train.init_from: RoPE positions are computed, not learned, so a 2-past-frame model's
+    weights start a 3-past-frame run; a checkpoint of another architecture is refused."""
+    from hwm_env.cli import main
+    from models.checkpoint import load_checkpoint
+
+    write_latent_dataset(tmp_path / "data")
+    data = str(tmp_path / "data")
+    common = ["--config", "tiny", "train.batch_size=4", "train.val_every=0"]
+    assert main(["train", "flow", "--data", data, "--out", str(tmp_path / "first"), *common, "train.steps=3"]) == 0
+    first, _ = load_checkpoint(tmp_path / "first" / "final", family="flow")
+    assert main(["train", "flow", "--data", data, "--out", str(tmp_path / "second"), *common, "train.steps=1",
+                 "train.lr=0", "train.warmup_steps=1", "train.ema_decay=0", "data.num_past=3",
+                 f"train.init_from={tmp_path / 'first' / 'final'}"]) == 0
+    second, config = load_checkpoint(tmp_path / "second" / "final", family="flow")
+    assert config["num_past"] == 3
+    weights = [name for name in first if name.startswith("network.")]
+    assert weights and all(torch.equal(first[name], second[name]) for name in weights)
+    assert main(["train", "flow", "--data", data, "--out", str(tmp_path / "third"), *common, "train.steps=1",
+                 "model.width=96", f"train.init_from={tmp_path / 'first' / 'final'}"]) == 2
+    assert "init_from" in capsys.readouterr().err
+
+
 def test_train_flow_command_needs_latents(tmp_path, capsys):
     from hwm_env.cli import main
 

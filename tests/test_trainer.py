@@ -115,6 +115,42 @@ def test_loss_decreases_and_final_checkpoint(tmp_path):
     assert (tmp_path / "latest").read_text().strip() == "checkpoints/step_0000150"
 
 
+def test_init_from_starts_a_new_run_from_a_checkpoint(tmp_path):
+    first = Trainer(tiny_config(steps=150, save_every=1000, lr=3e-2, val_every=0), make_model(), mse_objective,
+                    RegressionData(), tmp_path / "first", CHECKPOINT_CONFIG).fit()
+    trained, _ = load_checkpoint(first, family="test-regression")
+    model = make_model(seed=1)  # other random weights
+    Trainer(tiny_config(steps=1, init_from=str(first), lr=0.0, warmup_steps=1, ema_decay=0), model,
+            mse_objective, RegressionData(), tmp_path / "second", CHECKPOINT_CONFIG).fit()
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, trained[name])  # lr 0: the step changed nothing
+    losses = train_losses(tmp_path / "second")
+    assert losses[0] < 0.05 * train_losses(tmp_path / "first")[0]  # starts where the first run ended
+    # another architecture, or a checkpoint of another family: clear errors, naming the option
+    wide = nn.Sequential(nn.Linear(8, 32), nn.LayerNorm(32), nn.GELU(), nn.Linear(32, 1))
+    with pytest.raises(ValueError, match="init_from.*shape mismatch"):
+        Trainer(tiny_config(init_from=str(first)), wide, mse_objective, RegressionData(), tmp_path / "third",
+                CHECKPOINT_CONFIG)
+    with pytest.raises(ValueError, match="expected a 'flow' checkpoint"):
+        Trainer(tiny_config(init_from=str(first)), make_model(), mse_objective, RegressionData(), tmp_path / "fourth",
+                {"family": "flow"})
+
+
+def test_init_from_keeps_the_new_data_statistics(tmp_path):
+    """Buffers (normalisation statistics) come from the new run's data, not the checkpoint."""
+    source = make_model()
+    source.register_buffer("data_mean", torch.full((8,), 3.0))
+    final = tmp_path / "source"
+    from models.checkpoint import save_checkpoint
+    save_checkpoint(final, {k: v.clone() for k, v in source.state_dict().items()}, CHECKPOINT_CONFIG)
+    model = make_model(seed=1)
+    model.register_buffer("data_mean", torch.zeros(8))
+    Trainer(tiny_config(init_from=str(final)), model, mse_objective, RegressionData(), tmp_path / "run",
+            CHECKPOINT_CONFIG)
+    assert torch.equal(model.data_mean, torch.zeros(8))
+    torch.testing.assert_close(model[0].weight, source[0].weight)
+
+
 def _write(path, text):
     path.write_text(text)
     return path

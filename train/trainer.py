@@ -14,6 +14,8 @@ it. Each feature is a few marked lines in `Trainer._train_step` / `Trainer.fit`:
   `out_dir/latest` names the newest; a new run resumes from the newest on its own
 - tqdm bar (loss, samples/s), `out_dir/metrics.jsonl`, optional wandb
 - `fit()` exports the inference checkpoint `out_dir/final` (EMA weights when EMA is on)
+- `init_from`: fine-tune; a new run starts from another checkpoint's weights (a resumed
+  run ignores it: its own checkpoint is newer)
 
 `batch_size` is per process (as in nanoGPT): `torchrun --nproc_per_node 2` with batch 16
 trains on global batches of 32, the same batches one process with batch 32 sees.
@@ -82,6 +84,7 @@ class TrainConfig:
     wandb_project: str = "hwm"
     device: str = "auto"  # "auto" = cuda if available else cpu; or "cpu", "cuda", "cuda:1"
     compile: bool = False  # torch.compile the model for the objective's calls
+    init_from: str = ""  # checkpoint folder or shipped name whose weights start a new run ("" = random init)
 
 
 # --- learning rate and EMA schedules ---------------------------------------------------
@@ -287,6 +290,28 @@ def checkpoint_dirs(out_dir: str | os.PathLike) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def initialize_from_checkpoint(model: nn.Module, name_or_path: str | os.PathLike, family: str) -> None:
+    """Copy a checkpoint's parameters into `model` (fine-tuning).
+
+    Parameters only: buffers hold statistics of the data (latent and action normalisation)
+    and come from the data the new run trains on. Every parameter must be in the checkpoint
+    with the same shape; float16 exports are cast back to the model's dtype.
+    """
+    from models.checkpoint import load_checkpoint
+
+    state_dict, _ = load_checkpoint(name_or_path, family=family)
+    own = dict(model.named_parameters())
+    missing = sorted(set(own) - set(state_dict))
+    mismatched = [f"{name}: checkpoint {tuple(state_dict[name].shape)} vs model {tuple(param.shape)}"
+                  for name, param in own.items() if name in state_dict and state_dict[name].shape != param.shape]
+    if missing or mismatched:
+        raise ValueError(f"train.init_from={name_or_path}: its weights do not fit this model's architecture "
+                         f"(missing {missing[:5]}, shape mismatch {mismatched[:5]}); use the same model config")
+    with torch.no_grad():
+        for name, param in own.items():
+            param.copy_(state_dict[name].to(param.dtype))
+
+
 # --- the trainer ------------------------------------------------------------------------
 
 class Trainer:
@@ -320,6 +345,8 @@ class Trainer:
 
         self.distributed = _setup_distributed(config.device)
         self.device = _resolve_device(config.device, self.distributed)
+        if config.init_from:
+            initialize_from_checkpoint(model, config.init_from, checkpoint_config["family"])
         self.model = model.to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         groups = [group for group in parameter_groups(self.model, config.weight_decay) if group["params"]]
