@@ -325,12 +325,12 @@ def test_checkpoint_round_trip_and_family_check(tmp_path):
 
 # --- CLI: hwm train masked, hwm eval tokens ---------------------------------------------
 
-def write_token_dataset(root, with_tokens: bool = True):
+def write_token_dataset(root, with_tokens: bool = True, fsq_levels=(4, 4)):
     """train/ + val/ hwm-v1 splits of 16x16 frames with tokens from a tiny FSQ tokenizer (4x4 grid, 16 codes)."""
     from models.tokenizers import AutoencoderConfig, ConvTokenizer
     from train.data.hwm_format import HWMWriter, write_encoding
 
-    tokenizer = ConvTokenizer(AutoencoderConfig(image_size=[16, 16], quantizer="fsq", fsq_levels=[4, 4],
+    tokenizer = ConvTokenizer(AutoencoderConfig(image_size=[16, 16], quantizer="fsq", fsq_levels=list(fsq_levels),
                                                 channels=[8, 8], res_blocks=1, bottleneck_blocks=0, norm_groups=4))
     tokenizer.save(root / "tokenizer")
     rng = np.random.default_rng(0)
@@ -346,6 +346,18 @@ def write_token_dataset(root, with_tokens: bool = True):
             tokens = tokenizer.encode(torch.from_numpy(frames))[:, 0]
             write_encoding(root / split, "tokens", tokens.numpy(), tokenizer.describe(), root / "tokenizer")
     return tokenizer
+
+
+def test_cli_train_masked_suggests_the_factorized_head_for_a_large_vocabulary(tmp_path, capsys):
+    from hwm_env.cli import main
+
+    write_token_dataset(tmp_path / "data", fsq_levels=(8, 8, 8, 8))  # 4,096 codes
+    common = ["train", "masked", "--data", str(tmp_path / "data"), "--config", "tiny"]
+    overrides = ["train.steps=1", "train.batch_size=4", "train.val_every=0"]
+    assert main([*common, "--out", str(tmp_path / "full"), *overrides]) == 0
+    assert "model.factorized_head=true" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "factorized"), *overrides, "model.factorized_head=true"]) == 0
+    assert "factorized_head" not in capsys.readouterr().err
 
 
 def test_cli_train_masked_and_eval_tokens(tmp_path, capsys):

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from models.masked.st_transformer import MaskedConfig
 from train.trainer import TrainConfig
 
 FAMILY = "masked"
+LARGE_VOCABULARY = 4096  # from here on a full softmax head costs more than the transformer of `default`
 
 
 @dataclass
@@ -150,6 +152,11 @@ def train_masked(args: argparse.Namespace) -> int:
         config.model, vocab_size=source["vocab_size"], token_grid=source["token_grid"],
         fsq_levels=source["fsq_levels"], action_dim=train_data.action_dim,
     )
+
+    if source["vocab_size"] >= LARGE_VOCABULARY and not model_config.factorized_head and source["fsq_levels"]:
+        print(f"note: a {source['vocab_size']}-way softmax head dominates the cost of a small model on CPU; "
+              f"model.factorized_head=true predicts the {len(source['fsq_levels'])} FSQ digits instead "
+              f"({sum(source['fsq_levels'])} outputs)", file=sys.stderr)
 
     torch.manual_seed(config.train.seed)
     model = MaskedHWM(model_config)
