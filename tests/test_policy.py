@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import importlib.util
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -221,9 +223,14 @@ def run_example(argv: list[str]) -> int:
 
 def test_quick_run_writes_the_results_table(checkpoints, sim_data, tmp_path):
     out = tmp_path / "policy"
-    code = run_example(["--checkpoint", str(checkpoints["flow"]), "--data", str(sim_data), "--out", str(out),
-                        "--quick", "--no-progress"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        code = run_example(["--checkpoint", str(checkpoints["flow"]), "--data", str(sim_data), "--out", str(out),
+                            "--quick", "--no-progress"])
+        gc.collect()
     assert code == 0
+    leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning) and "progress.csv" in str(w.message)]
+    assert leaked == []  # each run's CSV log is closed when its training ends
     results = json.loads((out / "results.json").read_text())
     rows = {row["row"]: row for row in results["rows"]}
     assert list(rows) == ["imagination-mlp", "sim-budget-mlp", "sim-unlimited-mlp", "random", "hold"]

@@ -663,7 +663,10 @@ def train_ppo(model, total_timesteps: int, log_dir: Path, description: str, *, c
     model.set_logger(logger)
     total = budget if budget is not None else total_timesteps
     start = time.perf_counter()
-    model.learn(total_timesteps, callback=TrainingProgress(total, description, count, budget, progress))
+    try:
+        model.learn(total_timesteps, callback=TrainingProgress(total, description, count, budget, progress))
+    finally:
+        logger.close()  # flush and close progress.csv (an open file would leak until garbage collection)
     return time.perf_counter() - start
 
 
