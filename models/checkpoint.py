@@ -110,9 +110,8 @@ def load_checkpoint(
     return state_dict, config
 
 
-def load_state_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: Path | str) -> None:
-    """load_state_dict with an error that names the checkpoint and the mismatched keys/shapes."""
-    own = module.state_dict()
+def state_mismatches(own: dict[str, torch.Tensor], state_dict: dict[str, torch.Tensor]):
+    """(missing, unexpected, shape mismatches) of `state_dict` against a module's tensors `own`, for error messages."""
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
     mismatched = [
@@ -120,6 +119,12 @@ def load_state_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tenso
         for k in own.keys() & state_dict.keys()
         if own[k].shape != state_dict[k].shape
     ]
+    return missing, unexpected, mismatched
+
+
+def load_state_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: Path | str) -> None:
+    """load_state_dict with an error that names the checkpoint and the mismatched keys/shapes."""
+    missing, unexpected, mismatched = state_mismatches(module.state_dict(), state_dict)
     if missing or unexpected or mismatched:
         raise ValueError(
             f"{source}: weights do not match config.json "

@@ -126,6 +126,10 @@ def test_init_from_starts_a_new_run_from_a_checkpoint(tmp_path):
         torch.testing.assert_close(value, trained[name])  # lr 0: the step changed nothing
     losses = train_losses(tmp_path / "second")
     assert losses[0] < 0.05 * train_losses(tmp_path / "first")[0]  # starts where the first run ended
+    # resuming the second run reads its own checkpoint, not init_from (which may be gone by then)
+    Trainer(tiny_config(steps=2, init_from=str(tmp_path / "gone"), lr=0.0, warmup_steps=1, ema_decay=0),
+            make_model(seed=2), mse_objective, RegressionData(), tmp_path / "second", CHECKPOINT_CONFIG).fit()
+    assert len(train_losses(tmp_path / "second")) == 2
     # another architecture, or a checkpoint of another family: clear errors, naming the option
     wide = nn.Sequential(nn.Linear(8, 32), nn.LayerNorm(32), nn.GELU(), nn.Linear(32, 1))
     with pytest.raises(ValueError, match="init_from.*shape mismatch"):

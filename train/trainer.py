@@ -15,7 +15,7 @@ it. Each feature is a few marked lines in `Trainer._train_step` / `Trainer.fit`:
 - tqdm bar (loss, samples/s), `out_dir/metrics.jsonl`, optional wandb
 - `fit()` exports the inference checkpoint `out_dir/final` (EMA weights when EMA is on)
 - `init_from`: fine-tune; a new run starts from another checkpoint's weights (a resumed
-  run ignores it: its own checkpoint is newer)
+  run does not read it: its own checkpoint is newer)
 
 `batch_size` is per process (as in nanoGPT): `torchrun --nproc_per_node 2` with batch 16
 trains on global batches of 32, the same batches one process with batch 32 sees.
@@ -297,13 +297,11 @@ def initialize_from_checkpoint(model: nn.Module, name_or_path: str | os.PathLike
     and come from the data the new run trains on. Every parameter must be in the checkpoint
     with the same shape; float16 exports are cast back to the model's dtype.
     """
-    from models.checkpoint import load_checkpoint
+    from models.checkpoint import load_checkpoint, state_mismatches
 
     state_dict, _ = load_checkpoint(name_or_path, family=family)
     own = dict(model.named_parameters())
-    missing = sorted(set(own) - set(state_dict))
-    mismatched = [f"{name}: checkpoint {tuple(state_dict[name].shape)} vs model {tuple(param.shape)}"
-                  for name, param in own.items() if name in state_dict and state_dict[name].shape != param.shape]
+    missing, _, mismatched = state_mismatches(own, state_dict)  # extra tensors (buffers) are fine
     if missing or mismatched:
         raise ValueError(f"train.init_from={name_or_path}: its weights do not fit this model's architecture "
                          f"(missing {missing[:5]}, shape mismatch {mismatched[:5]}); use the same model config")
@@ -345,7 +343,7 @@ class Trainer:
 
         self.distributed = _setup_distributed(config.device)
         self.device = _resolve_device(config.device, self.distributed)
-        if config.init_from:
+        if config.init_from and not checkpoint_dirs(out_dir):  # a resumed run starts from its own checkpoint
             initialize_from_checkpoint(model, config.init_from, checkpoint_config["family"])
         self.model = model.to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
