@@ -69,6 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="torch device for the models (default: cuda if available)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--json", default=None, help="write the rows here (and the Markdown table beside it, .md)")
+    parser.add_argument("--update", action="store_true",
+                        help="with --json: replace only the rows of the models run now, keep the file's other rows")
 
 
 def protocol_from_args(args: argparse.Namespace) -> Protocol:
@@ -102,6 +104,14 @@ def run_planning_command(args: argparse.Namespace) -> int:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     torch.set_num_threads(args.threads)
     json_path = Path(args.json) if args.json else None
+    if args.update and json_path is None:
+        raise ValueError("--update needs --json (the results file whose other rows are kept)")
+    kept = []  # rows of models not run now, from the file being updated
+    if args.update and json_path.is_file():
+        try:
+            kept = [row for row in json.loads(json_path.read_text()) if row["model"] not in models]
+        except (ValueError, TypeError, KeyError) as error:
+            raise ValueError(f"{json_path}: not a planning results file to update ({error})") from error
 
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
 
@@ -113,8 +123,9 @@ def run_planning_command(args: argparse.Namespace) -> int:
             row.setdefault("load_average_before", load_before)
             row.setdefault("load_average_after", os.getloadavg() if hasattr(os, "getloadavg") else None)
         if json_path is not None:
-            atomic_write_text(json_path, json.dumps(rows, indent=2) + "\n")
-            atomic_write_text(json_path.with_suffix(".md"), markdown_table(rows) + "\n")
+            every = sorted(rows + kept, key=lambda row: MODELS.index(row["model"]))  # stable: planners keep their order
+            atomic_write_text(json_path, json.dumps(every, indent=2) + "\n")
+            atomic_write_text(json_path.with_suffix(".md"), markdown_table(every) + "\n")
 
     rows = run_planning_benchmark(
         models, planners, flow=args.flow or "flow-default", masked=args.masked or "masked-default",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -63,6 +64,21 @@ def test_quick_run_writes_every_row_with_the_schema(quick_run):
     table = out.with_suffix(".md").read_text()
     assert "| model | planner | success |" in table and table.count("\n| ") == 1 + len(rows)
     assert "Flow-HWM" in table and "oracle (simulator)" in table and "< 0.03 rad" in table
+
+
+def test_update_replaces_only_the_rows_run_now(quick_run, tmp_path, capsys):
+    _, rows, out = quick_run
+    results = tmp_path / "planning.json"
+    shutil.copy(out, results)
+    assert main(["bench", "planning", "--quick", "--models", "hold", "--json", str(results), "--update",
+                 "--threads", "2", "--device", "cpu"]) == 0
+    updated = json.loads(results.read_text())
+    assert [(r["model"], r["planner"]) for r in updated] == [(r["model"], r["planner"]) for r in rows]
+    assert [r for r in updated if r["model"] != "hold"] == [r for r in rows if r["model"] != "hold"]
+    assert results.with_suffix(".md").read_text().count("\n| ") == 1 + len(rows)
+    capsys.readouterr()
+    assert main(["bench", "planning", "--quick", "--models", "hold", "--update"]) == 2
+    assert "--update needs --json" in capsys.readouterr().err
 
 
 def test_every_row_sees_the_same_episodes(quick_run):
