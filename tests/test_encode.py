@@ -119,3 +119,25 @@ def test_hwm_train_tokenizer_bad_arguments_fail_clearly(dataset, tmp_path, capsy
     assert "does not exist" in capsys.readouterr().err
     assert main(["train", "tokenizer", "--data", str(dataset), "--quantizer", "continuous", "--config", "huge"]) == 2
     assert "presets" in capsys.readouterr().err
+
+
+def test_decoder_only_fine_tuning_keeps_the_latents_bit_identical(dataset, tmp_path, capsys):
+    base = tmp_path / "base"
+    assert main(["train", "tokenizer", "--data", str(dataset), "--quantizer", "continuous", "--config", "tiny",
+                 "--out", str(base), "train.steps=2", "train.batch_size=4"]) == 0, capsys.readouterr().err
+    out = tmp_path / "decoder"
+    code = main(["train", "tokenizer", "--data", str(dataset), "--quantizer", "continuous", "--config", "tiny",
+                 "--out", str(out), "train.steps=3", "train.batch_size=4", f"train.init_from={base / 'final'}",
+                 "freeze_encoder=true", "loss.mse=1.0"])
+    assert code == 0, capsys.readouterr().err
+    before, after = load_tokenizer(base / "final"), load_tokenizer(out / "final")
+    for name, tensor in before.encoder.state_dict().items():
+        assert torch.equal(tensor, after.encoder.state_dict()[name]), name
+    assert any(not torch.equal(tensor, after.decoder.state_dict()[name])
+               for name, tensor in before.decoder.state_dict().items())
+    frames = np.asarray(HWMDataset(dataset / "val").frames)[None]
+    assert torch.equal(before.encode(frames), after.encode(frames))
+    # a frozen random encoder is a mistake, not a setting
+    assert main(["train", "tokenizer", "--data", str(dataset), "--quantizer", "continuous", "--config", "tiny",
+                 "--out", str(tmp_path / "bad"), "freeze_encoder=true"]) == 2
+    assert "train.init_from" in capsys.readouterr().err

@@ -38,6 +38,9 @@ class TokenizerTrainingConfig:
     model: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     loss: ReconstructionLoss = field(default_factory=ReconstructionLoss)
     flip_augment: bool = True  # mirror frames left-right at random: twice the views of a small data set
+    # Train the decoder alone (with train.init_from): the latents stay bit-identical, so world
+    # models trained on them and data sets encoded with them stay valid while decoding improves.
+    freeze_encoder: bool = False
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -103,10 +106,15 @@ def train_tokenizer(data_dir: str | os.PathLike, quantizer: str, config: str | o
     settings = load_config(TokenizerTrainingConfig, PRESET_FAMILY, config,
                            [f"model.quantizer={quantizer}", f"model.image_size=[{height},{width}]", *overrides])
     model = ConvTokenizer(settings.model)
+    if settings.freeze_encoder:
+        if not settings.train.init_from:
+            raise ValueError("freeze_encoder=true needs train.init_from=CHECKPOINT (a random encoder frozen is useless)")
+        model.encoder.requires_grad_(False)  # the Trainer optimises only parameters that require grad
     out_dir = Path(out_dir or f"runs/tokenizer-{quantizer}")
     val_text = f", {len(val_split)} validation frames" if val_split is not None else ""
     print(f"tokenizer ({quantizer}): {model.num_parameters() / 1e6:.2f} M parameters, {height}x{width} -> "
-          f"{model.latent_grid[0]}x{model.latent_grid[1]}; {len(train_split)} training frames{val_text}; -> {out_dir}")
+          f"{model.latent_grid[0]}x{model.latent_grid[1]}; {len(train_split)} training frames{val_text}; -> {out_dir}"
+          + ("; encoder frozen" if settings.freeze_encoder else ""))
     trainer = Trainer(
         settings.train, model, reconstruction_objective(settings.loss, settings.flip_augment),
         FrameDataset(train_split), out_dir, model.checkpoint_config(),
