@@ -1,7 +1,8 @@
 """Quality of a world model per sampling-step count, by the evaluation protocol (DESIGN 11).
 
 Runs `hwm eval model` once per step count and writes one JSON with every run plus a
-Markdown table (PSNR at horizons 1, 4, 8 vs copy-last and the tokenizer ceiling,
+Markdown table (PSNR at horizons 1, 4, 8 vs copy-last and the tokenizer ceiling, the h1 gap
+to copy-last with its standard error over the windows and the share of windows won,
 delta-PSNR at horizon 4, sharpness at horizon 8, and seconds per run).
 
     python benchmarks/model_quality.py --checkpoint flow-default --data data/sim-eval \
@@ -41,13 +42,20 @@ def table(runs: list[dict]) -> str:
         values = run.get(key)
         return "-" if not values or values[horizon - 1] is None else f"{values[horizon - 1]:.2f}"
 
-    lines = ["| steps | PSNR h1 | h4 | h8 | copy-last h1 | h4 | h8 | recon h1 | delta-PSNR h4 | sharpness h8 | s/run |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    def gap(run, horizon):  # mean gap to copy-last ± its standard error over the windows
+        if run.get("gap_stderr") is None or run["gap_stderr"][horizon - 1] is None:
+            return "-"
+        return (f"{run['psnr'][horizon - 1] - run['copy_last_psnr'][horizon - 1]:+.2f} "
+                f"± {run['gap_stderr'][horizon - 1]:.2f}")
+
+    lines = ["| steps | PSNR h1 | h4 | h8 | copy-last h1 | h4 | h8 | gap h1 ± SE | wins h1 | recon h1 | "
+             "delta-PSNR h4 | sharpness h8 | s/run |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         lines.append(
             f"| {run['steps']} | {at(run, 'psnr', 1)} | {at(run, 'psnr', 4)} | {at(run, 'psnr', 8)} | "
             f"{at(run, 'copy_last_psnr', 1)} | {at(run, 'copy_last_psnr', 4)} | {at(run, 'copy_last_psnr', 8)} | "
-            f"{at(run, 'recon_psnr', 1)} | {at(run, 'delta_psnr', 4)} | {at(run, 'sharpness', 8)} | "
+            f"{gap(run, 1)} | {at(run, 'win_fraction', 1)} | {at(run, 'recon_psnr', 1)} | {at(run, 'delta_psnr', 4)} | {at(run, 'sharpness', 8)} | "
             f"{run['wall_seconds']:.0f} |")
     return "\n".join(lines)
 

@@ -254,3 +254,20 @@ def test_cli_eval_model_end_to_end(data_dir, tmp_path):
     code = main(["eval", "model", "--checkpoint", str(checkpoint), "--data", str(data_dir), "--horizon", "1",
                  "--json", str(out), "--cfg-scale", "2", "--device", "cpu"])
     assert code == 2
+
+
+def test_per_window_psnr_gives_the_means_and_the_gap_statistics(data_dir):
+    tokenizer = TokenizerDouble("continuous", factor=4)
+    split = HWMDataset(data_dir)
+    results = evaluate(OracleModel(tokenizer, split), tokenizer, split, horizon=3)
+    windows = {key: np.array(value) for key, value in results["window_psnr"].items()}
+    assert windows["psnr"].shape == (EPISODES, 3)
+    for key in ("psnr", "copy_last_psnr", "recon_psnr"):
+        np.testing.assert_allclose(windows[key].mean(0), results[key], atol=1e-9)
+    gap = windows["psnr"] - windows["copy_last_psnr"]
+    np.testing.assert_allclose(results["gap_stderr"], gap.std(0, ddof=1) / np.sqrt(EPISODES), atol=1e-9)
+    np.testing.assert_allclose(results["win_fraction"], (gap > 0).mean(0))
+    assert 0 < results["win_fraction"][0] <= 1
+    single = evaluate(CopyLastModel(), tokenizer, split, horizon=2, episodes=1)
+    assert single["gap_stderr"] == [None, None]  # one window has no spread
+    assert all(fraction in (0.0, 1.0) for fraction in single["win_fraction"])

@@ -100,6 +100,10 @@ def evaluate_world_model(
 ) -> dict[str, Any]:
     """Run the protocol; returns lists per horizon (keys METRIC_KEYS) plus `horizons`, `episodes`, ...
 
+    Also per horizon: `gap_stderr`, the standard error of the mean PSNR gap to copy-last over the
+    windows, and `win_fraction`, the share of windows where the model beats copy-last; and
+    `window_psnr`: per-window PSNR (window x horizon) of the model, copy-last and reconstruction.
+
     `model` implements the common world-model API (`num_past`, `rollout`); `tokenizer` the
     common tokenizer interface (per frame: temporal_compression 1); `split` is a split with
     raw frames (an `HWMDataset`, a 1X raw split, or a path to one).
@@ -144,6 +148,7 @@ def evaluate_world_model(
     sums = {key: torch.zeros(horizon, dtype=torch.float64) for key in
             ("psnr", "ssim", "grad_pred", "grad_true", "copy_last_psnr", "copy_last_ssim", "recon_psnr",
              "recon_ssim", "grad_recon", "other_actions_psnr")}
+    window_psnr = {key: [] for key in ("psnr", "copy_last_psnr", "recon_psnr")}  # (b, horizon) per batch
     began = time.perf_counter()
     batches = range(0, count, batch_size)
     for first in tqdm(batches, desc="eval", unit="batch", disable=not progress):
@@ -179,7 +184,9 @@ def evaluate_world_model(
         flat_truth = truth.reshape(-1, *truth.shape[2:])
         for key, frames in (("", predicted), ("copy_last_", last), ("recon_", reconstructed)):
             flat = frames.reshape(-1, *frames.shape[2:])
-            sums[key + "psnr"] += per_horizon(metrics.psnr(flat, flat_truth))
+            psnr = metrics.psnr(flat, flat_truth).double()
+            window_psnr[key + "psnr"].append(psnr.view(size, horizon))
+            sums[key + "psnr"] += per_horizon(psnr)
             sums[key + "ssim"] += per_horizon(metrics.ssim(flat, flat_truth))
         sums["other_actions_psnr"] += per_horizon(metrics.psnr(predicted_other.reshape(flat_truth.shape), flat_truth))
         sums["grad_pred"] += per_horizon(metrics.gradient_magnitude(predicted.reshape(flat_truth.shape)))
@@ -201,6 +208,12 @@ def evaluate_world_model(
         "other_actions_psnr": means["other_actions_psnr"],
         "delta_psnr": means["psnr"] - means["other_actions_psnr"],
     }
+    # Per window: whether a mean gap to copy-last is more than noise needs its spread, not only its mean.
+    per_window = {key: torch.cat(parts) for key, parts in window_psnr.items()}  # (count, horizon)
+    gap = per_window["psnr"] - per_window["copy_last_psnr"]
+    results["gap_stderr"] = gap.std(0) / math.sqrt(count) if count > 1 else [None] * horizon
+    results["win_fraction"] = (gap > 0).double().mean(0)
+    results["window_psnr"] = {key: value.tolist() for key, value in per_window.items()}
     results = {key: value.tolist() if isinstance(value, torch.Tensor) else value for key, value in results.items()}
     if count < 2:  # rolling one window onto itself compares it with itself
         results["delta_psnr"] = [None] * horizon
