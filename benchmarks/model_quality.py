@@ -55,7 +55,8 @@ def table(runs: list[dict]) -> str:
         lines.append(
             f"| {run['steps']} | {at(run, 'psnr', 1)} | {at(run, 'psnr', 4)} | {at(run, 'psnr', 8)} | "
             f"{at(run, 'copy_last_psnr', 1)} | {at(run, 'copy_last_psnr', 4)} | {at(run, 'copy_last_psnr', 8)} | "
-            f"{gap(run, 1)} | {at(run, 'win_fraction', 1)} | {at(run, 'recon_psnr', 1)} | {at(run, 'delta_psnr', 4)} | {at(run, 'sharpness', 8)} | "
+            f"{gap(run, 1)} | {at(run, 'win_fraction', 1)} | {at(run, 'recon_psnr', 1)} | "
+            f"{at(run, 'delta_psnr', 4)} | {at(run, 'sharpness', 8)} | "
             f"{run['wall_seconds']:.0f} |")
     return "\n".join(lines)
 

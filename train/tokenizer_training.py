@@ -108,7 +108,8 @@ def train_tokenizer(data_dir: str | os.PathLike, quantizer: str, config: str | o
     model = ConvTokenizer(settings.model)
     if settings.freeze_encoder:
         if not settings.train.init_from:
-            raise ValueError("freeze_encoder=true needs train.init_from=CHECKPOINT (a random encoder frozen is useless)")
+            raise ValueError("freeze_encoder=true needs train.init_from=CHECKPOINT "
+                             "(a random encoder frozen is useless)")
         model.encoder.requires_grad_(False)  # the Trainer optimises only parameters that require grad
     out_dir = Path(out_dir or f"runs/tokenizer-{quantizer}")
     val_text = f", {len(val_split)} validation frames" if val_split is not None else ""
