@@ -7,10 +7,14 @@ A diagnostic for the planning benchmark (same seeded start/goal pairs, same late
 cost). From each episode's start, N candidate actions are held for `action_repeat` frames
 and scored twice: by the world model's latent rollout, and by encoding the frame the
 simulator renders after the same actions. The Spearman rank correlation of the two costs
-says whether the model can steer a sampling planner. Two candidate sets:
+says whether the model can steer a sampling planner. Four candidate sets:
 - `goal_line`: points on the line from the start command to the goal command (scale drawn
   from U(-0.5, 1)) plus N(0, 0.05) noise: a nearly one-dimensional choice;
-- `planner`: the start command plus N(0, std) on all goal joints, what CEM/MPPI sample first.
+- `planner`: the start command plus N(0, std) on all goal joints, what CEM/MPPI sample first;
+- `view`: the same noise on the four joints that aim the camera only (a whole-image shift);
+- `arms`: the same noise on the other goal joints only (the arms: local changes).
+`view` and `arms` say which kind of motion the model ranks badly. `--sampling-steps` and
+`--cfg-scale` (Flow-HWM) score the same candidates with other sampler settings.
 """
 from __future__ import annotations
 
@@ -27,15 +31,18 @@ from models.atomic import atomic_write_text
 
 def candidate_sets(episode, env, count: int, std: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
     from hwm_env.sim.goals import GOAL_JOINTS
-    from planners.benchmark import action_box
+    from planners.benchmark import action_box, view_joints
 
     joints = list(GOAL_JOINTS)
     low, high = action_box(episode.hold_action)
     start = episode.hold_action[joints]
     toward_goal = env.action_from_state(episode.goal_state)[joints] - start
+    is_view = np.isin(joints, view_joints())
     sets = {
         "goal_line": start + rng.uniform(-0.5, 1.0, (count, 1)) * toward_goal + rng.normal(0, 0.05, (count, len(joints))),
         "planner": start + rng.normal(0, std, (count, len(joints))),
+        "view": start + rng.normal(0, std, (count, len(joints))) * is_view,
+        "arms": start + rng.normal(0, std, (count, len(joints))) * ~is_view,
     }
     out = {}
     for name, values in sets.items():
@@ -63,6 +70,8 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=32)
     parser.add_argument("--std", type=float, default=0.1, help="planner set: sampling std on the goal joints")
     parser.add_argument("--action-repeat", type=int, default=4)
+    parser.add_argument("--sampling-steps", type=int, default=None, help="model sampling steps (default: the checkpoint's)")
+    parser.add_argument("--cfg-scale", type=float, default=None, help="Flow-HWM guidance scale (default: the checkpoint's)")
     parser.add_argument("--seed", type=int, default=0, help="episode seed (the planning benchmark's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/planning_cost_ranking.json"))
@@ -74,7 +83,7 @@ def main() -> None:
     from planners.benchmark import HeldActionDynamics, Protocol, WorldModelPlanning, make_episodes
 
     family = read_config(resolve_checkpoint(args.checkpoint)).get("family")
-    planning = WorldModelPlanning(family, args.checkpoint)
+    planning = WorldModelPlanning(family, args.checkpoint, sampling_steps=args.sampling_steps, cfg_scale=args.cfg_scale)
     env = HWMSimEnv(resolution=planning.tokenizer.image_size[0])
     episodes = make_episodes(env, Protocol(episodes=args.episodes, seed=args.seed), progress=True)
     rng = np.random.default_rng(args.seed)
@@ -89,13 +98,16 @@ def main() -> None:
             sim_cost = cost(simulator_latents(env, episode, actions, args.action_repeat, planning.tokenizer)).float()
             row[name] = float(spearman_corrcoef(model_cost, sim_cost))
         rows.append(row)
-        print(f"episode {episode.index}: Spearman(model cost, simulator cost) "
-              f"goal_line {row['goal_line']:.2f}, planner {row['planner']:.2f}", flush=True)
-    means = {name: float(np.mean([row[name] for row in rows])) for name in ("goal_line", "planner")}
+        scores = ", ".join(f"{name} {value:.2f}" for name, value in row.items() if name != "episode")
+        print(f"episode {episode.index}: Spearman(model cost, simulator cost) {scores}", flush=True)
+    means = {name: float(np.mean([row[name] for row in rows])) for name in rows[0] if name != "episode"}
     result = {"checkpoint": args.checkpoint, "episodes": args.episodes, "candidates": args.candidates,
-              "std": args.std, "action_repeat": args.action_repeat, "seed": args.seed, "rows": rows, "mean": means}
+              "std": args.std, "action_repeat": args.action_repeat, "seed": args.seed,
+              "sampling_steps": planning.describe()["sampling_steps"], "cfg_scale": args.cfg_scale,
+              "rows": rows, "mean": means}
     atomic_write_text(args.json, json.dumps(result, indent=2))
-    print(f"mean Spearman: goal_line {means['goal_line']:.2f}, planner {means['planner']:.2f}; wrote {args.json}")
+    scores = ", ".join(f"{name} {value:.2f}" for name, value in means.items())
+    print(f"mean Spearman: {scores}; wrote {args.json}")
 
 
 if __name__ == "__main__":

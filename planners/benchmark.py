@@ -292,7 +292,8 @@ class FinalFrameCost:
 class WorldModelPlanning:
     """Plans in a Flow-HWM or Masked-HWM checkpoint: latent rollouts from the encoded context."""
 
-    def __init__(self, kind: str, checkpoint, device: str = "cpu", sampling_steps: int | None = None):
+    def __init__(self, kind: str, checkpoint, device: str = "cpu", sampling_steps: int | None = None,
+                 cfg_scale: float | None = None):
         from models.checkpoint import read_config, resolve_checkpoint
         from planners.dynamics import load_world_model_dynamics
 
@@ -309,6 +310,7 @@ class WorldModelPlanning:
         self.model = dynamics.model
         self.num_past = dynamics.num_past
         self.sampling_steps = sampling_steps
+        self.cfg_scale = cfg_scale  # Flow-HWM only; None: the checkpoint's
 
     def describe(self) -> dict:
         steps = self.sampling_steps or getattr(self.model.config, "num_sampling_steps", None)
@@ -325,7 +327,7 @@ class WorldModelPlanning:
                 f"{self.checkpoint}: the model needs {self.num_past} context frames but the protocol settles "
                 f"only {episode.context_frames.shape[0]}; raise --settle-steps"
             )
-        dynamics = WorldModelDynamics(self.model, steps=self.sampling_steps, seed=seed)
+        dynamics = WorldModelDynamics(self.model, steps=self.sampling_steps, cfg_scale=self.cfg_scale, seed=seed)
         context = WorldModelContext(self.tokenizer, self.num_past)
         context.start(episode.context_frames[-self.num_past:], episode.context_actions[-self.num_past:])
         cost = LatentGoalCost.from_image(self.tokenizer, episode.goal_frame, reduce=reduce)

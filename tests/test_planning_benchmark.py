@@ -216,3 +216,46 @@ def test_wrong_family_and_missing_requested_checkpoint(checkpoints, tmp_path, ca
     assert "is a 'masked' checkpoint, the flow rows need a 'flow' one" in capsys.readouterr().err
     assert main(["bench", "planning", "--quick", "--models", "masked", "--masked", str(tmp_path / "nope")]) == 2
     assert "Masked-HWM rows: checkpoint" in capsys.readouterr().err
+
+
+def _cost_ranking_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "planning_cost_ranking.py"
+    spec = importlib.util.spec_from_file_location("planning_cost_ranking", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cost_ranking_sets_move_only_their_joints():
+    from hwm_env.sim.env import HWMSimEnv
+    from hwm_env.sim.goals import GOAL_JOINTS
+    from planners.benchmark import make_episodes, view_joints
+
+    script = _cost_ranking_script()
+    env = HWMSimEnv(resolution=32)
+    episode = make_episodes(env, Protocol(episodes=1, seed=0, settle_steps=2))[0]
+    sets = script.candidate_sets(episode, env, 8, 0.1, np.random.default_rng(0))
+    assert set(sets) == {"goal_line", "planner", "view", "arms"}
+    moved = {name: np.flatnonzero(np.abs(actions - episode.hold_action).max(axis=0) > 1e-3)
+             for name, actions in sets.items()}
+    arms = sorted(set(GOAL_JOINTS) - set(view_joints()))
+    assert moved["view"].tolist() == sorted(view_joints())
+    assert moved["arms"].tolist() == arms
+    assert moved["planner"].tolist() == sorted(GOAL_JOINTS)
+    env.close()
+
+
+def test_cost_ranking_diagnostic_writes_one_score_per_set(checkpoints, tmp_path, monkeypatch):
+    script = _cost_ranking_script()
+    out = tmp_path / "ranking.json"
+    monkeypatch.setattr("sys.argv", ["planning_cost_ranking.py", "--checkpoint", str(checkpoints["flow"]),
+                                     "--episodes", "1", "--candidates", "6", "--sampling-steps", "2",
+                                     "--threads", "1", "--json", str(out)])
+    script.main()
+    result = json.loads(out.read_text())
+    assert set(result["mean"]) == {"goal_line", "planner", "view", "arms"}
+    assert result["sampling_steps"] == 2 and len(result["rows"]) == 1
+    assert all(-1.0 <= value <= 1.0 for value in result["mean"].values())
