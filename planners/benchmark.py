@@ -20,7 +20,7 @@ Protocol (fixed and seeded; every row sees the same episodes and the same planne
    below `success_threshold` (0.03 rad, about 1.3 pixels of camera rotation at 64 px).
    These are the goal joints the goal image pins down: with the simulator as the model
    and even a pixel-MSE cost they converge while the arm joints do not (a 7-DoF arm has
-   many poses that look alike from the head), so the error over all 15 goal joints
+   many poses that look alike from the head), so the error over all 18 goal joints
    (`hwm_env.sim.goals.joint_error`) is reported beside it as `final_pose_error`, not
    used for success.
 
@@ -641,7 +641,7 @@ def markdown_table(rows: list[dict]) -> str:
         f"< {protocol['success_threshold']} rad."
     )
     lines = [header, "",
-             "| model | planner | success | final error (rad) | start error (rad) | all 15 goal joints (rad) "
+             "| model | planner | success | final error (rad) | start error (rad) | all 18 goal joints (rad) "
              "| s / plan | settings |",
              "|---|---|---:|---:|---:|---:|---:|---|"]
     for row in rows:
