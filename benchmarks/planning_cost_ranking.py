@@ -101,9 +101,10 @@ def main() -> None:
         scores = ", ".join(f"{name} {value:.2f}" for name, value in row.items() if name != "episode")
         print(f"episode {episode.index}: Spearman(model cost, simulator cost) {scores}", flush=True)
     means = {name: float(np.mean([row[name] for row in rows])) for name in rows[0] if name != "episode"}
+    described = planning.describe()  # the sampler settings in force, the checkpoint's where not given
     result = {"checkpoint": args.checkpoint, "episodes": args.episodes, "candidates": args.candidates,
               "std": args.std, "action_repeat": args.action_repeat, "seed": args.seed,
-              "sampling_steps": planning.describe()["sampling_steps"], "cfg_scale": args.cfg_scale,
+              "sampling_steps": described["sampling_steps"], "cfg_scale": described["cfg_scale"],
               "rows": rows, "mean": means}
     atomic_write_text(args.json, json.dumps(result, indent=2))
     scores = ", ".join(f"{name} {value:.2f}" for name, value in means.items())

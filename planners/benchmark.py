@@ -314,8 +314,9 @@ class WorldModelPlanning:
 
     def describe(self) -> dict:
         steps = self.sampling_steps or getattr(self.model.config, "num_sampling_steps", None)
-        return {"checkpoint": self.checkpoint, "sampling_steps": steps, "num_past": self.num_past,
-                "cost_tokenizer": f"{self.checkpoint}/tokenizer"}
+        cfg_scale = self.cfg_scale if self.cfg_scale is not None else getattr(self.model.config, "cfg_scale", None)
+        return {"checkpoint": self.checkpoint, "sampling_steps": steps, "cfg_scale": cfg_scale,
+                "num_past": self.num_past, "cost_tokenizer": f"{self.checkpoint}/tokenizer"}
 
     def for_episode(self, episode: Episode, seed: int, reduce: str):
         """(dynamics, cost, state_fn) over single frames; the context is the last P settle frames."""
