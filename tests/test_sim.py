@@ -369,4 +369,53 @@ def test_data_sim_bad_arguments(tmp_path):
         generate_dataset(tmp_path / "a", episodes=4, steps=5, val_fraction=1.5, progress=False)
     with pytest.raises(ValueError, match="episodes"):
         generate_dataset(tmp_path / "a", episodes=0, steps=5, progress=False)
+    with pytest.raises(ValueError, match="held-step-fraction"):
+        generate_dataset(tmp_path / "a", episodes=4, steps=5, held_step_fraction=1.5, progress=False)
     assert not (tmp_path / "a").exists()
+
+
+def test_held_step_policy_holds_steps_on_the_goal_joints_only(env):
+    from hwm_env.sim.goals import GOAL_JOINTS
+    from hwm_env.sim.held_steps import HOLD_FRAMES, HeldStepPolicy
+
+    env.reset(seed=11)
+    start = env.action_from_state(env.joint_state())
+    policy = HeldStepPolicy(env, seed=2)
+    actions = []
+    for _ in range(150):
+        actions.append(policy.act())
+        env.step(actions[-1])
+    actions = np.stack(actions)
+    assert actions.dtype == np.float32 and np.all(np.abs(actions) <= 1)
+    others = [i for i in range(layout.ACTION_DIM) if i not in GOAL_JOINTS]
+    np.testing.assert_allclose(actions[:, others], np.clip(start[others], -1, 1)[None].repeat(150, 0), atol=1e-6)
+    # piecewise constant: the command changes at most every frame, runs last 1-8 frames, most are held
+    changes = np.flatnonzero(np.any(actions[1:] != actions[:-1], axis=1)) + 1
+    runs = np.diff(np.concatenate([[0], changes, [150]]))
+    assert len(changes) >= 10 and np.all(runs[:-1] >= 1)
+    assert np.median(runs) >= 2 and runs[:-1].max() <= 3 * HOLD_FRAMES[1]  # a "hold" command may repeat one
+    # both kinds of move: jumps of tenths and nudges of hundredths
+    sizes = np.abs(actions[changes][:, list(GOAL_JOINTS)] - actions[changes - 1][:, list(GOAL_JOINTS)]).mean(1)
+    assert sizes.min() < 0.05 and sizes.max() > 0.1
+    # seeded
+    env.reset(seed=11)
+    again = HeldStepPolicy(env, seed=2)
+    np.testing.assert_array_equal(np.stack([again.act() for _ in range(150)]), actions)
+
+
+def test_data_sim_held_step_fraction_mixes_policies_and_keeps_the_rest(tmp_path):
+    from hwm_env.sim.commands import generate_dataset
+    from train.data.hwm_format import HWMDataset
+
+    generate_dataset(tmp_path / "smooth", episodes=6, steps=8, seed=5, val_fraction=0.0, progress=False)
+    generate_dataset(tmp_path / "mix", episodes=6, steps=8, seed=5, val_fraction=0.0, progress=False,
+                     held_step_fraction=0.5)
+    smooth, mix = HWMDataset(tmp_path / "smooth" / "train"), HWMDataset(tmp_path / "mix" / "train")
+    assert "held_step_fraction" not in smooth.metadata["generator"]  # the default writes what it always did
+    held = mix.metadata["generator"]["held_step_episodes"]
+    assert mix.metadata["generator"]["held_step_fraction"] == 0.5 and 0 < len(held) < 6
+    for episode in range(6):
+        rows = slice(8 * episode, 8 * episode + 8)
+        same = np.array_equal(mix.actions[rows], smooth.actions[rows])
+        assert same == (episode not in held)  # smooth episodes are the ones of the plain data set
+        np.testing.assert_array_equal(mix.frames[8 * episode], smooth.frames[8 * episode])  # same start

@@ -28,6 +28,9 @@ def register(groups) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of every episode's reset and policy")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="fraction of episodes in val/ (default 0.1)")
     parser.add_argument("--control-hz", type=float, default=15.0, help="frames (actions) per second (default 15)")
+    parser.add_argument("--held-step-fraction", type=float, default=0.0,
+                        help="fraction of episodes (drawn per episode, seeded) driven by HeldStepPolicy, planner-like "
+                        "held step commands on the goal joints, instead of the smooth ExplorationPolicy (default 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out folder")
     parser.set_defaults(func=run_sim)
 
@@ -45,6 +48,7 @@ def run_sim(args: argparse.Namespace) -> int:
             val_fraction=args.val_fraction,
             control_hz=args.control_hz,
             overwrite=args.overwrite,
+            held_step_fraction=args.held_step_fraction,
         )
     except RenderingUnavailableError as error:
         print(f"hwm: error: {error}", file=sys.stderr)
@@ -55,6 +59,13 @@ def run_sim(args: argparse.Namespace) -> int:
         f"to {args.out} in {summary['seconds']:.1f} s ({summary['frames_per_second']:.0f} frames/s)"
     )
     return 0
+
+
+def held_step_metadata(fraction: float, episodes: list[int]) -> dict:
+    """Generator metadata for the HeldStepPolicy episodes (nothing when there are none asked for)."""
+    if fraction == 0:
+        return {}
+    return {"held_step_fraction": fraction, "held_step_episodes": [int(e) for e in episodes]}
 
 
 def split_episodes(episodes: int, val_fraction: float) -> int:
@@ -82,8 +93,13 @@ def generate_dataset(
     control_hz: float = 15.0,
     overwrite: bool = False,
     progress: bool = True,
+    held_step_fraction: float = 0.0,
 ) -> dict:
-    """Write `out/train` (+ `out/val`) hwm-v1 splits; return counts and speed."""
+    """Write `out/train` (+ `out/val`) hwm-v1 splits; return counts and speed.
+
+    `held_step_fraction` of the episodes (a seeded draw per episode, from a third word of the
+    episode's seed, so the other episodes are the same as with 0) use `HeldStepPolicy`.
+    """
     import os
     import time
 
@@ -92,11 +108,14 @@ def generate_dataset(
 
     from hwm_env.sim.env import HWMSimEnv
     from hwm_env.sim.exploration import ExplorationPolicy
+    from hwm_env.sim.held_steps import HeldStepPolicy
     from models.checkpoint import atomic_directory_write
     from train.data.hwm_format import HWMWriter
 
     if episodes < 1 or steps < 1:
         raise ValueError(f"--episodes and --steps must be >= 1, got {episodes} and {steps}")
+    if not 0.0 <= held_step_fraction <= 1.0:
+        raise ValueError(f"--held-step-fraction must be in [0, 1], got {held_step_fraction}")
     num_val = split_episodes(episodes, val_fraction)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
@@ -108,6 +127,9 @@ def generate_dataset(
     actions = np.empty((steps, layout.ACTION_DIM), np.float32)
     states = np.empty((steps, layout.STATE_DIM), np.float32)
     splits = {"train": range(episodes - num_val), "val": range(episodes - num_val, episodes)}
+    # a third seed word decides the policy; the first two (reset, policy) are the same as without it
+    held = [held_step_fraction > 0 and np.random.default_rng(sequence.generate_state(3)[2]).random() < held_step_fraction
+            for sequence in episode_seeds]
     counts = {}
     started = time.perf_counter()
     try:
@@ -132,14 +154,16 @@ def generate_dataset(
                         "state_names": list(layout.STATE_NAMES),
                         "generator": {"command": "hwm data sim", "seed": seed,
                                       "episode_range": [episode_ids.start, episode_ids.stop],
-                                      "steps": steps, "control_hz": control_hz, "policy": "ExplorationPolicy"},
+                                      "steps": steps, "control_hz": control_hz, "policy": "ExplorationPolicy",
+                                      **held_step_metadata(held_step_fraction, [e for e in episode_ids if held[e]])},
                     },
                 )
                 with writer:
                     for episode in episode_ids:
                         reset_seed, policy_seed = episode_seeds[episode].generate_state(2)
                         observation, info = env.reset(seed=int(reset_seed))
-                        policy = ExplorationPolicy(env, seed=int(policy_seed))
+                        policy_class = HeldStepPolicy if held[episode] else ExplorationPolicy
+                        policy = policy_class(env, seed=int(policy_seed))
                         for t in range(steps):
                             action = policy.act()
                             frames[t], actions[t], states[t] = observation, action, info["state"]
