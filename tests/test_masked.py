@@ -42,7 +42,8 @@ def all_masked(tokens: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("variant", ["base", "modality", "full"])
 @pytest.mark.parametrize("factorized_head", [False, True])
 def test_shapes_for_every_variant(variant, factorized_head):
-    config = tiny_config(variant=variant, factorized_head=factorized_head, num_future=2)
+    config = tiny_config(variant=variant, factorized_head=factorized_head, factorized_embedding=factorized_head,
+                         num_future=2)
     model = MaskedHWM(config).eval()
     x = random_inputs(config, batch=3)
     logits = model(x["past_tokens"], x["past_actions"], x["future_tokens"], x["future_actions"],
@@ -94,6 +95,24 @@ def test_factorized_head_is_a_normalised_distribution():
     every_token = torch.arange(VOCAB)
     log_p = token_log_probs(logits[:, None].expand(2, VOCAB, -1), every_token.expand(2, VOCAB), config.fsq_levels)
     assert torch.allclose(log_p.exp().sum(-1), torch.ones(2), atol=1e-5)
+
+
+def test_digit_embedding_sums_one_vector_per_fsq_digit():
+    from models.masked.maskgit import token_digits
+
+    model = MaskedHWM(tiny_config(factorized_embedding=True))
+    embedding = model.transformer.token_embedding
+    assert embedding.weight.shape == (sum(LEVELS), 32)  # 11 rows, not VOCAB
+    tokens = torch.arange(VOCAB)
+    digits = token_digits(tokens, LEVELS)
+    offsets = torch.tensor([0, LEVELS[0], LEVELS[0] + LEVELS[1]])
+    expected = embedding.weight[digits + offsets].sum(1)
+    torch.testing.assert_close(embedding(tokens), expected)
+    # tokens that share digits share parts of their embedding; different tokens differ
+    assert torch.unique(embedding(tokens), dim=0).shape[0] == VOCAB
+    full = MaskedHWM(tiny_config())
+    saved = sum(p.numel() for p in full.parameters()) - sum(p.numel() for p in model.parameters())
+    assert saved == (VOCAB - sum(LEVELS)) * 32
 
 
 # --- masking schedule and corruption ------------------------------------------------------
@@ -293,6 +312,7 @@ def test_bad_configs_raise_clear_errors():
         ({"variant": "split"}, "variant"),
         ({"fsq_levels": [4, 4]}, "fsq_levels"),
         ({"fsq_levels": None, "factorized_head": True}, "factorized_head"),
+        ({"fsq_levels": None, "factorized_embedding": True}, "factorized_embedding"),
         ({"width": 30}, "width"),
         ({"unmask_mode": "greedy"}, "unmask_mode"),
     ]:

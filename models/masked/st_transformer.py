@@ -26,6 +26,7 @@ omitted (as SD3 does); per-stream action embedders (as in Flow-HWM) sit at the i
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Optional
@@ -34,6 +35,7 @@ import torch
 from torch import nn
 
 from models.blocks import MLP, SelfAttention, apply_rotation, grid_positions, rope_angles, rope_rotation, split_head_dim
+from models.masked.maskgit import token_digits
 
 VARIANTS = ("base", "modality", "full")
 UNMASK_MODES = ("confidence", "random")
@@ -58,6 +60,7 @@ class MaskedConfig:
     token_grid: list[int] = field(default_factory=lambda: [8, 8])  # (h, w) tokens per latent frame
     fsq_levels: Optional[list[int]] = None  # FSQ digits of a token id (first least significant)
     factorized_head: bool = False  # one softmax per FSQ digit instead of one over the vocabulary
+    factorized_embedding: bool = False  # a token's embedding = the sum of its FSQ digits' embeddings
     # window and actions
     num_past: int = 2
     num_future: int = 1
@@ -106,6 +109,8 @@ class MaskedConfig:
             fail("fsq_levels", f"levels whose product is vocab_size {self.vocab_size}", self.fsq_levels)
         if self.factorized_head and self.fsq_levels is None:
             fail("factorized_head", "false unless fsq_levels is set", self.factorized_head)
+        if self.factorized_embedding and self.fsq_levels is None:
+            fail("factorized_embedding", "false unless fsq_levels is set", self.factorized_embedding)
 
     @property
     def tokens_per_frame(self) -> int:
@@ -118,6 +123,27 @@ class MaskedConfig:
 
     def block_sharing(self, index: int) -> str:
         return "base" if index < self.unshared_blocks else self.variant
+
+
+class DigitEmbedding(nn.Module):
+    """Token id -> the sum of one learned vector per FSQ digit value.
+
+    A 64,000-code vocabulary at width 128 is 8.2 M embedding weights, most of them rows of codes
+    seen a handful of times; neighbouring FSQ codes share digits, so summing digit embeddings
+    (sum(levels) rows: 39 for Cosmos's levels) shares what is learned between them, as the
+    factorised head does on the output side.
+    """
+
+    def __init__(self, levels: list[int], width: int):
+        super().__init__()
+        self.levels = list(levels)
+        self.register_buffer("offsets", torch.tensor([0, *itertools.accumulate(self.levels)][:-1]), persistent=False)
+        self.weight = nn.Parameter(torch.empty(sum(self.levels), width))
+        nn.init.normal_(self.weight, std=0.02)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        rows = token_digits(tokens, self.levels) + self.offsets  # (..., digits)
+        return self.weight[rows].sum(-2)
 
 
 class ActionEmbedder(nn.Module):
@@ -240,7 +266,10 @@ class STTransformer(nn.Module):
         super().__init__()
         self.config = config
         width = config.width
-        self.token_embedding = nn.Embedding(config.vocab_size, width)
+        self.token_embedding = (
+            DigitEmbedding(config.fsq_levels, width) if config.factorized_embedding
+            else nn.Embedding(config.vocab_size, width)
+        )
         self.mask_embedding = nn.Parameter(torch.zeros(width))
         self.past_action_embedder = ActionEmbedder(config.action_dim, width, config.mlp_ratio)
         self.future_action_embedder = ActionEmbedder(config.action_dim, width, config.mlp_ratio)
