@@ -145,8 +145,12 @@ def train_masked(args: argparse.Namespace) -> int:
                    cross_chunks=config.data.cross_chunks)
     train_data = WindowDataset(train_split, **windows)
     val_data = WindowDataset(val_split, **windows)
-    if config.model.factorized_head and source["fsq_levels"] is None:
-        raise ValueError("model.factorized_head=true needs an FSQ tokenizer (the tokens' description has no fsq_levels)")
+    factorized = [name for name in ("factorized_head", "factorized_embedding") if getattr(config.model, name)]
+    if factorized and source["fsq_levels"] is None:
+        raise ValueError(
+            f"{' and '.join(f'model.{name}=true' for name in factorized)} need(s) an FSQ tokenizer (the tokens' "
+            f"description has no fsq_levels); pass {' '.join(f'model.{name}=false' for name in factorized)}"
+        )
     # the data decides what the tokens and actions are
     model_config = dataclasses.replace(
         config.model, vocab_size=source["vocab_size"], token_grid=source["token_grid"],
