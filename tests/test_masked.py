@@ -130,6 +130,23 @@ def test_cosine_mask_ratio_statistics_match_the_schedule():
     assert bool((mask.sum(1) >= 1).all())  # every sample has something to learn
 
 
+def test_full_mask_fraction_masks_that_share_of_samples_whole():
+    g = torch.Generator().manual_seed(0)
+    tokens = 64
+    mask = random_future_mask(40_000, tokens, generator=g, full_fraction=0.5)
+    whole = mask.all(1)
+    reference = random_future_mask(40_000, tokens, generator=torch.Generator().manual_seed(1))  # cosine only
+    cosine_whole = float(reference.all(1).float().mean())  # the schedule's own share that rounds to all (~7%)
+    assert abs(float(whole.float().mean()) - (0.5 + 0.5 * cosine_whole)) < 0.01
+    rest, reference_rest = mask[~whole].float().mean(1), reference[~reference.all(1)].float().mean(1)
+    assert abs(float(rest.mean()) - float(reference_rest.mean())) < 0.01  # the others follow the schedule
+    # 0 leaves the draws as they were (old runs resume the same)
+    same = random_future_mask(100, tokens, generator=torch.Generator().manual_seed(3), full_fraction=0.0)
+    np.testing.assert_array_equal(same, random_future_mask(100, tokens, generator=torch.Generator().manual_seed(3)))
+    with pytest.raises(ValueError, match="full_mask_fraction"):
+        MaskedHWM(tiny_config(full_mask_fraction=1.5))
+
+
 def test_corruption_rate_and_decoding_schedule():
     g = torch.Generator().manual_seed(0)
     tokens = torch.zeros(20_000, 16, dtype=torch.long)

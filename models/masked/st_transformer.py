@@ -77,6 +77,7 @@ class MaskedConfig:
     rope_theta: float = 10000.0
     # training objective
     max_corrupt_rate: float = 0.2  # random-token corruption rate ~ U(0, max) per sample, all frames
+    full_mask_fraction: float = 0.0  # share of training samples whose future is masked whole
     # decoding defaults (None in predict() means these)
     num_sampling_steps: int = 4
     temperature: float = 0.0  # 0 = argmax
@@ -103,6 +104,8 @@ class MaskedConfig:
                  self.width)
         if not 0.0 <= self.max_corrupt_rate < 1.0:
             fail("max_corrupt_rate", "a rate in [0, 1)", self.max_corrupt_rate)
+        if not 0.0 <= self.full_mask_fraction <= 1.0:
+            fail("full_mask_fraction", "a fraction in [0, 1]", self.full_mask_fraction)
         if self.temperature < 0:
             fail("temperature", ">= 0", self.temperature)
         if self.fsq_levels is not None and math.prod(self.fsq_levels) != self.vocab_size:
