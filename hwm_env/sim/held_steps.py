@@ -8,7 +8,9 @@ trained only on smooth paths has never seen the servo response to a step command
 all a planner asks it about. This policy makes that kind of data: the legs, grippers and
 base hold their start commands (as in the planning benchmark) and the goal joints follow
 held steps: jumps to a random point near an anchor pose, and small nudges around the
-current command, with the anchor itself re-drawn every few seconds.
+current command, with the anchor itself re-drawn every few seconds. (Fine-tuning `flow-default`
+on a 40% mix of such episodes did not make it plan better; the README's Planning section has
+the numbers.)
 """
 from __future__ import annotations
 
