@@ -41,7 +41,7 @@ class HeldStepPolicy:
         self.start = np.clip(self.env.action_from_state(self.env.joint_state()).astype(np.float64), -1.0, 1.0)
         self.command = self.start.copy()
         self.anchor = self.start.copy()
-        self.hold_left = int(self.rng.integers(HOLD_FRAMES[0], HOLD_FRAMES[1] + 1))  # the start is held first
+        self.hold_left = self._hold_frames()  # the start is held first
         self.anchor_left = self._anchor_frames()
 
     def __call__(self) -> np.ndarray:
@@ -56,7 +56,7 @@ class HeldStepPolicy:
             self.anchor_left = self._anchor_frames()
         if self.hold_left <= 0:
             self.command = self._next_command()
-            self.hold_left = int(self.rng.integers(HOLD_FRAMES[0], HOLD_FRAMES[1] + 1))
+            self.hold_left = self._hold_frames()
         self.hold_left -= 1
         self.anchor_left -= 1
         return self.command.astype(np.float32)
@@ -73,6 +73,9 @@ class HeldStepPolicy:
             std = self.rng.uniform(*NUDGE_STD)
             command[joints] += self.rng.normal(0.0, std, len(joints))
         return np.clip(command, -1.0, 1.0)
+
+    def _hold_frames(self) -> int:
+        return int(self.rng.integers(HOLD_FRAMES[0], HOLD_FRAMES[1] + 1))
 
     def _anchor_frames(self) -> int:
         return max(1, int(round(self.rng.uniform(*ANCHOR_SECONDS) * self.env.control_hz)))
