@@ -52,15 +52,15 @@ def candidate_sets(episode, env, count: int, std: float, rng: np.random.Generato
     return out
 
 
-def simulator_latents(env, episode, actions: np.ndarray, repeat: int, tokenizer) -> torch.Tensor:
-    """(N, 1, ...) latents of the frame the simulator shows after holding each action."""
+def simulator_frames(env, episode, actions: np.ndarray, repeat: int) -> torch.Tensor:
+    """(N, 1, H, W, 3) uint8: the frame the simulator shows after holding each action (the cost encodes it)."""
     frames = []
     for action in actions:
         env.set_state(episode.start)
         for _ in range(repeat):
             observation, *_ = env.step(action)
         frames.append(observation)
-    return tokenizer.encode(torch.from_numpy(np.stack(frames))[:, None]).cpu()
+    return torch.from_numpy(np.stack(frames))[:, None]
 
 
 def main() -> None:
@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--sampling-steps", type=int, default=None, help="model sampling steps (default: the checkpoint's)")
     parser.add_argument("--cfg-scale", type=float, default=None, help="Flow-HWM guidance scale (default: the checkpoint's)")
     parser.add_argument("--seed", type=int, default=0, help="episode seed (the planning benchmark's)")
+    parser.add_argument("--cost", choices=("latent", "image"), default="latent", help="the planning benchmark's --cost")
+    parser.add_argument("--cost-blur", type=float, default=4.0, help="--cost image: blur sigma, pixels")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/planning_cost_ranking.json"))
     args = parser.parse_args()
@@ -85,17 +87,18 @@ def main() -> None:
     family = read_config(resolve_checkpoint(args.checkpoint)).get("family")
     planning = WorldModelPlanning(family, args.checkpoint, sampling_steps=args.sampling_steps, cfg_scale=args.cfg_scale)
     env = HWMSimEnv(resolution=planning.tokenizer.image_size[0])
-    episodes = make_episodes(env, Protocol(episodes=args.episodes, seed=args.seed), progress=True)
+    protocol = Protocol(episodes=args.episodes, seed=args.seed, cost=args.cost, cost_blur=args.cost_blur)
+    episodes = make_episodes(env, protocol, progress=True)
     rng = np.random.default_rng(args.seed)
     rows = []
     for episode in episodes:
-        dynamics, cost, state_fn = planning.for_episode(episode, seed=episode.planner_seed, reduce="final")
+        dynamics, cost, state_fn = planning.for_episode(episode, seed=episode.planner_seed, protocol=protocol)
         state = state_fn(env, episode.start_frame, {})
         row = {"episode": episode.index}
         for name, actions in candidate_sets(episode, env, args.candidates, args.std, rng).items():
             predicted = HeldActionDynamics(dynamics, args.action_repeat).rollout(state, torch.from_numpy(actions[:, None]))
             model_cost = cost(predicted).float()
-            sim_cost = cost(simulator_latents(env, episode, actions, args.action_repeat, planning.tokenizer)).float()
+            sim_cost = cost(simulator_frames(env, episode, actions, args.action_repeat)).float()
             row[name] = float(spearman_corrcoef(model_cost, sim_cost))
         rows.append(row)
         scores = ", ".join(f"{name} {value:.2f}" for name, value in row.items() if name != "episode")
@@ -103,7 +106,8 @@ def main() -> None:
     means = {name: float(np.mean([row[name] for row in rows])) for name in rows[0] if name != "episode"}
     described = planning.describe()  # the sampler settings in force, the checkpoint's where not given
     result = {"checkpoint": args.checkpoint, "episodes": args.episodes, "candidates": args.candidates,
-              "std": args.std, "action_repeat": args.action_repeat, "seed": args.seed,
+              "std": args.std, "action_repeat": args.action_repeat, "seed": args.seed, "cost": args.cost,
+              "cost_blur": args.cost_blur if args.cost == "image" else None,
               "sampling_steps": described["sampling_steps"], "cfg_scale": described["cfg_scale"],
               "rows": rows, "mean": means}
     atomic_write_text(args.json, json.dumps(result, indent=2))

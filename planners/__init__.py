@@ -13,6 +13,7 @@ _EXPORTS = {
     "MPPI": "planners.mppi",
     "MPC": "planners.mpc",
     "LatentGoalCost": "planners.costs",
+    "ImageGoalCost": "planners.costs",
     "CallableCost": "planners.costs",
     "WorldModelDynamics": "planners.dynamics",
     "WorldModelContext": "planners.dynamics",

@@ -39,6 +39,7 @@ import numpy as np
 WORLD_MODELS = ("flow", "masked")
 MODELS = ("flow", "masked", "oracle", "random", "hold")
 PLANNERS = ("cem", "mppi")
+COSTS = ("latent", "image")
 MODEL_LABELS = {
     "flow": "Flow-HWM",
     "masked": "Masked-HWM",
@@ -88,7 +89,9 @@ class Protocol:
     # rad, mean absolute error over VIEW_JOINT_NAMES: ~1.3 pixels of head-camera rotation at
     # 64 px (85 degree field of view, 0.023 rad per pixel), near what an image goal resolves
     success_threshold: float = 0.03
-    cost_reduce: str = "final"  # LatentGoalCost: distance of the last planned frame ("final") or of all ("sum")
+    cost_reduce: str = "final"  # distance of the last planned frame ("final") or of all ("sum")
+    cost: str = "latent"  # "latent": LatentGoalCost; "image": ImageGoalCost (decoded frames, blurred)
+    cost_blur: float = 4.0  # ImageGoalCost's Gaussian sigma, pixels
 
     def __post_init__(self):
         for name in ("episodes", "steps", "action_repeat", "replan_every", "settle_steps"):
@@ -103,6 +106,10 @@ class Protocol:
             raise ValueError(f"success-threshold must be a positive number of radians, got {self.success_threshold}")
         if self.cost_reduce not in ("final", "sum"):
             raise ValueError(f"cost-reduce must be 'final' or 'sum', got '{self.cost_reduce}'")
+        if self.cost not in COSTS:
+            raise ValueError(f"cost must be one of {list(COSTS)}, got '{self.cost}'")
+        if not (math.isfinite(self.cost_blur) and self.cost_blur >= 0):
+            raise ValueError(f"cost-blur must be a number of pixels >= 0, got {self.cost_blur}")
 
     @property
     def decisions(self) -> int:
@@ -272,8 +279,17 @@ class HeldActionContext:
         return state
 
 
+def goal_cost(tokenizer, episode: Episode, protocol: Protocol):
+    """The protocol's goal cost for one episode: latent distance, or blurred image distance."""
+    from planners.costs import ImageGoalCost, LatentGoalCost
+
+    if protocol.cost == "image":
+        return ImageGoalCost(episode.goal_frame, tokenizer, blur_sigma=protocol.cost_blur, reduce=protocol.cost_reduce)
+    return LatentGoalCost.from_image(tokenizer, episode.goal_frame, reduce=protocol.cost_reduce)
+
+
 class FinalFrameCost:
-    """`LatentGoalCost(reduce="final")` on frames, encoding only the last frame of each candidate.
+    """A `reduce="final"` goal cost on frames, given only the last frame of each candidate.
 
     The oracle's trajectories are rendered frames; the final-step distance needs only the
     last one, so this gives the same number for 1/H of the encoder work.
@@ -318,9 +334,8 @@ class WorldModelPlanning:
         return {"checkpoint": self.checkpoint, "sampling_steps": steps, "cfg_scale": cfg_scale,
                 "num_past": self.num_past, "cost_tokenizer": f"{self.checkpoint}/tokenizer"}
 
-    def for_episode(self, episode: Episode, seed: int, reduce: str):
+    def for_episode(self, episode: Episode, seed: int, protocol: Protocol):
         """(dynamics, cost, state_fn) over single frames; the context is the last P settle frames."""
-        from planners.costs import LatentGoalCost
         from planners.dynamics import WorldModelContext, WorldModelDynamics
 
         if episode.context_frames.shape[0] < self.num_past:
@@ -331,8 +346,7 @@ class WorldModelPlanning:
         dynamics = WorldModelDynamics(self.model, steps=self.sampling_steps, cfg_scale=self.cfg_scale, seed=seed)
         context = WorldModelContext(self.tokenizer, self.num_past)
         context.start(episode.context_frames[-self.num_past:], episode.context_actions[-self.num_past:])
-        cost = LatentGoalCost.from_image(self.tokenizer, episode.goal_frame, reduce=reduce)
-        return dynamics, cost, HeldActionContext(context)
+        return dynamics, goal_cost(self.tokenizer, episode, protocol), HeldActionContext(context)
 
     def close(self) -> None:
         pass
@@ -353,11 +367,9 @@ class OraclePlanning:
     def describe(self) -> dict:
         return {"checkpoint": None, "cost_tokenizer": self.tokenizer_source}
 
-    def for_episode(self, episode: Episode, seed: int, reduce: str):
-        from planners.costs import LatentGoalCost
-
-        cost = LatentGoalCost.from_image(self.tokenizer, episode.goal_frame, reduce=reduce)
-        cost = FinalFrameCost(cost) if reduce == "final" else cost
+    def for_episode(self, episode: Episode, seed: int, protocol: Protocol):
+        cost = goal_cost(self.tokenizer, episode, protocol)
+        cost = FinalFrameCost(cost) if protocol.cost_reduce == "final" else cost
         return self.dynamics, cost, lambda env, _observation, _info: env.unwrapped.get_state()
 
     def close(self) -> None:
@@ -416,7 +428,7 @@ def run_planning_episode(env, episode: Episode, planning, planner: str, settings
 
     low, high = action_box(episode.hold_action)
     planner_object = CpuTimedPlanner(make_planner(planner, settings, episode.planner_seed, low=low, high=high))
-    dynamics, cost, state_fn = planning.for_episode(episode, episode.planner_seed, protocol.cost_reduce)
+    dynamics, cost, state_fn = planning.for_episode(episode, episode.planner_seed, protocol)
     dynamics = HeldActionDynamics(dynamics, protocol.action_repeat)
     env.set_state(episode.start)
     hold_plan = np.repeat(episode.hold_action[None], planner_object.horizon, axis=0)
@@ -629,6 +641,12 @@ def format_settings(row: dict) -> str:
     return text
 
 
+def cost_description(protocol: dict) -> str:
+    if protocol.get("cost", "latent") == "image":
+        return f"MSE of decoded frames to the goal image, both blurred (sigma {protocol['cost_blur']:g} px)"
+    return "latent MSE to the goal image"
+
+
 def markdown_table(rows: list[dict]) -> str:
     """A line stating the protocol, then one table row per JSON row."""
     if not rows:
@@ -637,7 +655,7 @@ def markdown_table(rows: list[dict]) -> str:
     header = (
         f"{protocol['episodes']} episodes (seed {protocol['seed']}), {protocol['steps']} frames each; actions held "
         f"{protocol['action_repeat']} frames, replanning every {protocol['replan_every']} held action(s); goals up "
-        f"to {protocol['max_goal_offset']} action units per joint; cost: latent MSE to the goal image "
+        f"to {protocol['max_goal_offset']} action units per joint; cost: {cost_description(protocol)} "
         f"({protocol['cost_reduce']} step); success: final error over {', '.join(rows[0]['error_joints'])} "
         f"< {protocol['success_threshold']} rad."
     )

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from models.atomic import atomic_write_text
-from planners.benchmark import MODELS, PLANNER_DEFAULTS, PLANNERS, QUICK_PROTOCOL, Protocol
+from planners.benchmark import COSTS, MODELS, PLANNER_DEFAULTS, PLANNERS, QUICK_PROTOCOL, Protocol
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -56,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"success when the final error is below this, rad (default {defaults.success_threshold})")
     parser.add_argument("--cost-reduce", choices=("final", "sum"), default=defaults.cost_reduce,
                         help="goal distance of the last planned frame or summed over the plan (default final)")
+    parser.add_argument("--cost", choices=COSTS, default=defaults.cost,
+                        help="goal cost: latent MSE to the encoded goal image, or MSE of decoded frames to the goal "
+                        f"image with both blurred (default {defaults.cost})")
+    parser.add_argument("--cost-blur", type=float, default=defaults.cost_blur,
+                        help=f"--cost image: Gaussian blur sigma in pixels (default {defaults.cost_blur:g})")
     for planner, values in PLANNER_DEFAULTS.items():
         shown = " ".join(f"{key}={value}" for key, value in values.items())
         parser.add_argument(f"--{planner}", nargs="+", metavar="KEY=VALUE", default=None,
@@ -80,7 +85,7 @@ def protocol_from_args(args: argparse.Namespace) -> Protocol:
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     return Protocol(seed=args.seed, max_goal_offset=args.max_goal_offset, success_threshold=args.success_threshold,
-                    cost_reduce=args.cost_reduce, **values)
+                    cost_reduce=args.cost_reduce, cost=args.cost, cost_blur=args.cost_blur, **values)
 
 
 def run_planning_command(args: argparse.Namespace) -> int:

@@ -11,9 +11,16 @@ has them (FSQ: each index is a point on a grid in [-1, 1]^d), because then a tok
 level off costs less than an unrelated one and the planner gets a slope to descend.
 Without code vectors we fall back to one-hot comparison, whose squared distance is
 proportional to the fraction of differing cells (flat between "close" and "far" codes).
+
+`ImageGoalCost` compares images instead: predicted latents are decoded, and both the
+prediction and the goal image are blurred before the squared distance. Blurring is the
+classic coarse-to-fine trick of image alignment: it widens the basin in which a shifted
+view still costs less the nearer it is, and it discounts the fine detail a world model's
+mean prediction blurs anyway (measured in `benchmarks/planning_cost_ranking.py`).
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -136,6 +143,79 @@ class LatentGoalCost:
     def __repr__(self) -> str:
         embedding = "" if not self.discrete else f", tokens via {'codes' if self.codes is not None else 'one-hot'}"
         return f"LatentGoalCost(goal {tuple(self.goal.shape)}, reduce='{self.reduce}'{embedding})"
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (N, C, H, W) float images (edges replicated); sigma in pixels, 0 = none."""
+    if sigma <= 0:
+        return images
+    radius = max(1, int(math.ceil(2 * sigma)))
+    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma * sigma))
+    kernel = kernel / kernel.sum()
+    channels = images.shape[1]
+    images = torch.nn.functional.pad(images, (radius,) * 4, mode="replicate")
+    images = torch.nn.functional.conv2d(images, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
+    return torch.nn.functional.conv2d(images, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
+
+
+class ImageGoalCost:
+    """Mean squared distance between the blurred goal image and each blurred predicted frame, in [0, 1] units.
+
+    Trajectories are frames (N, H, H_img, W_img, 3) uint8 (the simulator's) or latents/tokens,
+    decoded with `tokenizer`; with `reduce="final"` only the last step is decoded.
+    blur_sigma: Gaussian sigma in pixels (0 = raw pixels).
+    """
+
+    def __init__(self, goal_frame, tokenizer=None, blur_sigma: float = 4.0, reduce: str = "final",
+                 decode_batch_size: int = 64):
+        if reduce not in REDUCTIONS:
+            raise ValueError(f"ImageGoalCost: reduce must be one of {REDUCTIONS}, got '{reduce}'")
+        if not (math.isfinite(blur_sigma) and blur_sigma >= 0):
+            raise ValueError(f"ImageGoalCost: blur_sigma must be a finite number of pixels >= 0, got {blur_sigma}")
+        frame = _as_tensor(goal_frame, "goal_frame")
+        if frame.dtype != torch.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
+            raise ValueError(f"ImageGoalCost: the goal image must be (H, W, 3) uint8, got {tuple(frame.shape)} {frame.dtype}")
+        if tokenizer is not None and tuple(frame.shape[:2]) != tuple(tokenizer.image_size):
+            raise ValueError(f"goal image is {tuple(frame.shape)}; the tokenizer expects ({tokenizer.image_size[0]}, "
+                             f"{tokenizer.image_size[1]}, 3) frames")
+        self.tokenizer = tokenizer
+        self.blur_sigma = float(blur_sigma)
+        self.reduce = reduce
+        self.decode_batch_size = int(decode_batch_size)
+        self.goal = self._prepare(frame[None])  # (1, 3, H, W)
+
+    def _prepare(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, H, W, 3) uint8 -> blurred (N, 3, H, W) float32 in [0, 1]."""
+        return gaussian_blur(frames.permute(0, 3, 1, 2).float() / 255.0, self.blur_sigma)
+
+    def frames(self, trajectory: torch.Tensor) -> torch.Tensor:
+        """Frames (N, H', H_img, W_img, 3) uint8 of a frame or latent trajectory."""
+        if _is_frames(trajectory):
+            return trajectory
+        if self.tokenizer is None:
+            raise ValueError("ImageGoalCost: got latents but no tokenizer to decode them; pass tokenizer=")
+        chunks = [self.tokenizer.decode(chunk) for chunk in trajectory.split(self.decode_batch_size)]
+        return torch.cat(chunks, dim=0).cpu()
+
+    def step_distances(self, trajectory) -> torch.Tensor:
+        """Distance of every step to the goal, (N, H) float32."""
+        frames = self.frames(_as_tensor(trajectory, "trajectory"))
+        if frames.ndim != 5 or tuple(frames.shape[2:4]) != tuple(self.goal.shape[2:]):
+            raise ValueError(f"ImageGoalCost: frames must be (N, H, {self.goal.shape[2]}, {self.goal.shape[3]}, 3) "
+                             f"uint8, got {tuple(frames.shape)}")
+        count, steps = frames.shape[:2]
+        images = self._prepare(frames.flatten(0, 1))
+        return ((images - self.goal.to(images.device)) ** 2).flatten(1).mean(1).view(count, steps)
+
+    def __call__(self, trajectory) -> torch.Tensor:
+        trajectory = _as_tensor(trajectory, "trajectory")
+        if self.reduce == "final":
+            return self.step_distances(trajectory[:, -1:])[:, 0]
+        return self.step_distances(trajectory).sum(dim=1)
+
+    def __repr__(self) -> str:
+        return f"ImageGoalCost(goal {tuple(self.goal.shape[2:])}, blur_sigma={self.blur_sigma}, reduce='{self.reduce}')"
 
 
 class CallableCost:

@@ -43,7 +43,7 @@ def all_masked(tokens: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("factorized_head", [False, True])
 def test_shapes_for_every_variant(variant, factorized_head):
     config = tiny_config(variant=variant, factorized_head=factorized_head, factorized_embedding=factorized_head,
-                         num_future=2)
+                         action_adaln=factorized_head, num_future=2)
     model = MaskedHWM(config).eval()
     x = random_inputs(config, batch=3)
     logits = model(x["past_tokens"], x["past_actions"], x["future_tokens"], x["future_actions"],
@@ -57,9 +57,10 @@ def test_shapes_for_every_variant(variant, factorized_head):
 
 
 @pytest.mark.parametrize("variant", ["base", "modality", "full"])
-def test_every_parameter_gets_a_gradient(variant):
+@pytest.mark.parametrize("action_adaln", [False, True])
+def test_every_parameter_gets_a_gradient(variant, action_adaln):
     """No dead weights (the last block keeps only what the future frame reads)."""
-    model = MaskedHWM(tiny_config(variant=variant, num_future=2))
+    model = MaskedHWM(tiny_config(variant=variant, action_adaln=action_adaln, num_future=2))
     loss, _ = masked_objective(model, random_inputs(model.config, batch=2))
     loss.backward()
     dead = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
@@ -205,13 +206,14 @@ def test_trained_model_follows_the_actions(trained_on_action_task):
         assert float((predicted == token).float().mean()) > 0.95
 
 
-def test_actions_change_future_logits_at_init():
+@pytest.mark.parametrize("action_adaln", [False, True])
+def test_actions_change_future_logits_at_init(action_adaln):
     """The original's failure: video tokens could not attend to actions, so logits ignored them."""
     torch.manual_seed(0)
     for variant in ("base", "modality", "full"):
-        model = MaskedHWM(tiny_config(variant=variant)).eval()
-        assert all(p.detach().abs().sum() > 0 for name, p in model.named_parameters()
-                   if "action" in name and name.endswith("weight"))
+        model = MaskedHWM(tiny_config(variant=variant, action_adaln=action_adaln)).eval()
+        assert all(p.detach().abs().sum() > 0 for name, p in model.named_parameters()  # adaLN-Zero aside
+                   if "action" in name and name.endswith("weight") and "action_modulations" not in name)
         x = random_inputs(model.config)
         mask = all_masked(x["future_tokens"])
         with torch.no_grad():
@@ -222,9 +224,24 @@ def test_actions_change_future_logits_at_init():
         assert float((reference - new_past).abs().max()) > 1e-4
 
 
-def test_temporal_attention_is_block_causal():
+def test_action_adaln_starts_as_the_plain_model():
+    """adaLN-Zero: a trained model grown by the action modulations (train.init_allow_new) is unchanged."""
+    plain = MaskedHWM(tiny_config()).eval()
+    grown = MaskedHWM(tiny_config(action_adaln=True)).eval()
+    missing, unexpected = grown.load_state_dict(plain.state_dict(), strict=False)
+    assert missing and all("action_modulations" in name for name in missing) and not unexpected
+    x = random_inputs(plain.config)
+    mask = all_masked(x["future_tokens"])
+    with torch.no_grad():
+        expected = plain(x["past_tokens"], x["past_actions"], x["future_tokens"], x["future_actions"], mask)
+        got = grown(x["past_tokens"], x["past_actions"], x["future_tokens"], x["future_actions"], mask)
+    torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("action_adaln", [False, True])
+def test_temporal_attention_is_block_causal(action_adaln):
     """Future frame 1 never sees frame 2, so predicting F=1 is exactly the first frame of F=2."""
-    model = MaskedHWM(tiny_config(num_future=2)).eval()
+    model = MaskedHWM(tiny_config(num_future=2, action_adaln=action_adaln)).eval()
     x = random_inputs(model.config)
     mask = all_masked(x["future_tokens"])
     mask[:, 1] = False  # frame 2 visible: must not matter to frame 1

@@ -11,6 +11,7 @@ from planners import (
     MPC,
     MPPI,
     CallableCost,
+    ImageGoalCost,
     LatentGoalCost,
     RandomShooting,
     WorldModelContext,
@@ -388,6 +389,53 @@ def test_latent_goal_cost_bad_input():
         LatentGoalCost(torch.zeros(4, 4, 4), reduce="mean")
     with pytest.raises(ValueError, match="NaN or inf"):
         LatentGoalCost(torch.full((4, 4, 4), float("nan")))
+
+
+def textured_blob(size=48, shift=0):
+    """(size, size, 3) uint8: a broad bright blob under a 2-px checker, shifted right by `shift` px."""
+    rows, columns = np.arange(size)[:, None], np.arange(size)[None, :] - shift
+    blob = np.exp(-((rows - size / 2) ** 2 + (columns - size / 2) ** 2) / (2 * 8.0**2))
+    checker = ((rows // 2) + (columns // 2)) % 2
+    return np.repeat((255 * (0.5 * blob + 0.5 * checker)).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def test_image_goal_cost_blur_widens_the_basin():
+    """On a fine texture, raw pixel distance is not monotone in the shift (a shift by one texture
+    period looks like no shift); blurred, it grows with the shift: what a sampling planner needs."""
+    goal = textured_blob()
+    shifted = torch.from_numpy(np.stack([textured_blob(shift=k) for k in range(9)]))[:, None]  # (9, 1, H, W, 3)
+    raw = ImageGoalCost(goal, blur_sigma=0)(shifted)
+    blurred = ImageGoalCost(goal, blur_sigma=4)(shifted)
+    assert raw[0] == 0 and blurred[0] == 0
+    assert raw[4] < raw[2] and raw[8] < raw[6]  # in phase with the texture again: "closer"
+    assert (blurred[1:] > blurred[:-1]).all()
+
+
+def test_image_goal_cost_decodes_latents_and_scores_frames_alike():
+    tokenizer = tiny_tokenizer("continuous")
+    goal_frame = random_frames(1)[0]
+    latents = tokenizer.encode(random_frames(5, 2))
+    decoded = tokenizer.decode(latents)  # (5, 2, 16, 16, 3) uint8
+    cost = ImageGoalCost(goal_frame, tokenizer, blur_sigma=1.5)
+    assert torch.allclose(cost(latents), cost(decoded))
+    assert cost(torch.from_numpy(np.asarray(goal_frame))[None, None]).item() == 0.0
+    summed = ImageGoalCost(goal_frame, tokenizer, blur_sigma=1.5, reduce="sum")(latents)
+    assert torch.allclose(summed, cost.step_distances(latents).sum(dim=1))
+
+
+def test_image_goal_cost_bad_input():
+    tokenizer = tiny_tokenizer("continuous")
+    with pytest.raises(ValueError, match=r"goal image is \(32, 32, 3\); the tokenizer expects \(16, 16, 3\)"):
+        ImageGoalCost(torch.zeros(32, 32, 3, dtype=torch.uint8), tokenizer)
+    with pytest.raises(ValueError, match=r"goal image must be \(H, W, 3\) uint8"):
+        ImageGoalCost(np.zeros((16, 16, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="blur_sigma must be a finite number"):
+        ImageGoalCost(random_frames(1)[0], blur_sigma=float("nan"))
+    cost = ImageGoalCost(random_frames(1)[0])
+    with pytest.raises(ValueError, match="no tokenizer to decode them"):
+        cost(torch.zeros(2, 1, 4, 4, 4))
+    with pytest.raises(ValueError, match=r"frames must be \(N, H, 16, 16, 3\)"):
+        cost(torch.zeros(2, 1, 8, 8, 3, dtype=torch.uint8))
 
 
 # --- the world-model adapter -------------------------------------------------------------------

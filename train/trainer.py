@@ -85,6 +85,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" = cuda if available else cpu; or "cpu", "cuda", "cuda:1"
     compile: bool = False  # torch.compile the model for the objective's calls
     init_from: str = ""  # checkpoint folder or shipped name whose weights start a new run ("" = random init)
+    init_allow_new: bool = False  # with init_from: parameters the checkpoint lacks keep their initialisation
 
 
 # --- learning rate and EMA schedules ---------------------------------------------------
@@ -290,24 +291,32 @@ def checkpoint_dirs(out_dir: str | os.PathLike) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def initialize_from_checkpoint(model: nn.Module, name_or_path: str | os.PathLike, family: str) -> None:
-    """Copy a checkpoint's parameters into `model` (fine-tuning).
+def initialize_from_checkpoint(model: nn.Module, name_or_path: str | os.PathLike, family: str,
+                               allow_new: bool = False) -> list[str]:
+    """Copy a checkpoint's parameters into `model` (fine-tuning); returns the names it lacked.
 
     Parameters only: buffers hold statistics of the data (latent and action normalisation)
     and come from the data the new run trains on. Every parameter must be in the checkpoint
-    with the same shape; float16 exports are cast back to the model's dtype.
+    with the same shape, unless `allow_new`: then parameters it lacks keep their
+    initialisation, which grows a trained model by zero-initialised modules (adaLN-Zero)
+    without changing what it computes. Float16 exports are cast back to the model's dtype.
     """
     from models.checkpoint import load_checkpoint, state_mismatches
 
     state_dict, _ = load_checkpoint(name_or_path, family=family)
     own = dict(model.named_parameters())
     missing, _, mismatched = state_mismatches(own, state_dict)  # extra tensors (buffers) are fine
-    if missing or mismatched:
+    if (missing and not allow_new) or mismatched:
+        hint = "use the same model config" + ("" if allow_new else ", or train.init_allow_new=true to add modules")
         raise ValueError(f"train.init_from={name_or_path}: its weights do not fit this model's architecture "
-                         f"(missing {missing[:5]}, shape mismatch {mismatched[:5]}); use the same model config")
+                         f"(missing {missing[:5]}, shape mismatch {mismatched[:5]}); {hint}")
+    if len(missing) == len(own):
+        raise ValueError(f"train.init_from={name_or_path}: none of its weights fit this model")
     with torch.no_grad():
         for name, param in own.items():
-            param.copy_(state_dict[name].to(param.dtype))
+            if name in state_dict:
+                param.copy_(state_dict[name].to(param.dtype))
+    return list(missing)
 
 
 # --- the trainer ------------------------------------------------------------------------
@@ -344,7 +353,12 @@ class Trainer:
         self.distributed = _setup_distributed(config.device)
         self.device = _resolve_device(config.device, self.distributed)
         if config.init_from and not checkpoint_dirs(out_dir):  # a resumed run starts from its own checkpoint
-            initialize_from_checkpoint(model, config.init_from, checkpoint_config["family"])
+            new = initialize_from_checkpoint(model, config.init_from, checkpoint_config["family"],
+                                             allow_new=config.init_allow_new)
+            if new and self.distributed.is_main:
+                shown = ", ".join(new[:3]) + (", ..." if len(new) > 3 else "")
+                print(f"train.init_from={config.init_from}: {len(new)} parameter tensors are new and keep their "
+                      f"initialisation ({shown})")
         self.model = model.to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         groups = [group for group in parameter_groups(self.model, config.weight_decay) if group["params"]]
