@@ -1,0 +1,110 @@
+"""Where does a world model's goal cost have its minimum when the robot already stands at the goal?
+
+    python benchmarks/planning_goal_bias.py [--checkpoint flow-default] [--episodes 6]
+                                            [--json benchmarks/results/planning_goal_bias.json]
+
+A diagnostic for the planning benchmark. For each of its seeded goals, the simulator is driven
+to the goal pose and held there until it settles (`--settle` frames); those frames are the
+context and the goal image. Then, one camera joint at a time, the goal command is offset by
+`delta` in [-range, range] and held for `action_repeat` frames, and the goal cost (latent MSE,
+the benchmark's default) is computed from the world model's prediction and from the frame the
+simulator renders. The simulator's cost is smallest at delta = 0 (holding still keeps the goal
+view); where the model's is smallest is where an MPC planner using it comes to rest, so
+|argmin| is the error the model builds into planning, whatever the planner and its budget.
+Ties (a joint at its limit leaves the view unchanged) resolve to the offset nearest 0; offsets
+are reported in action units and in radians (half the joint's range per action unit), the
+latter comparable with the benchmark's 0.03 rad success threshold.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.atomic import atomic_write_text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default="flow-default", help="Flow-HWM or Masked-HWM checkpoint")
+    parser.add_argument("--episodes", type=int, default=6)
+    parser.add_argument("--range", type=float, default=0.15, help="largest command offset, action units")
+    parser.add_argument("--points", type=int, default=13, help="offsets from -range to range")
+    parser.add_argument("--settle", type=int, default=30, help="frames held at the goal before the test")
+    parser.add_argument("--action-repeat", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0, help="episode seed (the planning benchmark's)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/planning_goal_bias.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from hwm_env.context import drive_sim
+    from hwm_env.sim.env import HWMSimEnv
+    from models.checkpoint import read_config, resolve_checkpoint
+    from planners.benchmark import (
+        VIEW_JOINT_NAMES, HeldActionDynamics, Protocol, WorldModelPlanning, make_episodes, view_joints,
+    )
+    from planners.costs import LatentGoalCost
+    from planners.dynamics import WorldModelContext, WorldModelDynamics
+
+    family = read_config(resolve_checkpoint(args.checkpoint)).get("family")
+    planning = WorldModelPlanning(family, args.checkpoint)
+    env = HWMSimEnv(resolution=planning.tokenizer.image_size[0])
+    episodes = make_episodes(env, Protocol(episodes=args.episodes, seed=args.seed), progress=True)
+    deltas = np.linspace(-args.range, args.range, args.points)
+    half_ranges = (env.joint_ranges[:, 1] - env.joint_ranges[:, 0]) / 2.0  # rad per action unit
+
+    def argmin_offset(costs: torch.Tensor) -> float:
+        costs = costs.double().numpy()
+        tied = np.flatnonzero(np.isclose(costs, costs.min(), rtol=1e-6, atol=0.0))
+        return float(deltas[tied[np.argmin(np.abs(deltas[tied]))]])
+
+    rows = []
+    for episode in episodes:
+        env.set_state(episode.start)
+        goal_command = env.action_from_state(episode.goal_state).astype(np.float32)
+        settled = drive_sim(env, lambda: goal_command, args.settle)
+        at_goal = env.get_state()
+        context = WorldModelContext(planning.tokenizer, planning.num_past)
+        context.start(settled.frames[-planning.num_past:], settled.actions[-planning.num_past:])
+        state = context(env, settled.frames[-1], {})
+        dynamics = HeldActionDynamics(WorldModelDynamics(planning.model, seed=episode.planner_seed),
+                                      args.action_repeat)
+        cost = LatentGoalCost.from_image(planning.tokenizer, settled.frames[-1])
+        row = {"episode": episode.index, "model_argmin": {}, "simulator_argmin": {}, "model_argmin_rad": {},
+               "simulator_argmin_rad": {}}
+        for name, joint in zip(VIEW_JOINT_NAMES, view_joints()):
+            actions = np.repeat(goal_command[None], len(deltas), axis=0)
+            actions[:, joint] += deltas
+            model_cost = cost(dynamics.rollout(state, torch.from_numpy(actions[:, None]))).float()
+            frames = []
+            for action in actions:
+                env.set_state(at_goal)
+                for _ in range(args.action_repeat):
+                    observation, *_ = env.step(action)
+                frames.append(observation)
+            simulator_cost = cost(torch.from_numpy(np.stack(frames))[:, None]).float()
+            for source, costs in (("model", model_cost), ("simulator", simulator_cost)):
+                offset = argmin_offset(costs)
+                row[f"{source}_argmin"][name] = offset
+                row[f"{source}_argmin_rad"][name] = float(offset * half_ranges[joint])
+        rows.append(row)
+        print(f"episode {episode.index}: argmin offset (action units), model "
+              f"{[round(v, 3) for v in row['model_argmin'].values()]}, simulator "
+              f"{[round(v, 3) for v in row['simulator_argmin'].values()]}", flush=True)
+    mean_abs = {source: float(np.mean([abs(v) for row in rows for v in row[source].values()]))
+                for source in ("model_argmin", "simulator_argmin", "model_argmin_rad", "simulator_argmin_rad")}
+    result = {"checkpoint": args.checkpoint, "episodes": args.episodes, "deltas": deltas.tolist(),
+              "settle": args.settle, "action_repeat": args.action_repeat, "seed": args.seed,
+              "rows": rows, "mean_abs_argmin": mean_abs}
+    atomic_write_text(args.json, json.dumps(result, indent=2))
+    print(f"mean |argmin offset|: model {mean_abs['model_argmin']:.3f}, simulator {mean_abs['simulator_argmin']:.3f} "
+          f"action units (grid step {deltas[1] - deltas[0]:.3f}); model {mean_abs['model_argmin_rad']:.3f}, simulator "
+          f"{mean_abs['simulator_argmin_rad']:.3f} rad; wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
