@@ -259,3 +259,57 @@ def test_cost_ranking_diagnostic_writes_one_score_per_set(checkpoints, tmp_path,
     assert set(result["mean"]) == {"goal_line", "planner", "view", "arms"}
     assert result["sampling_steps"] == 2 and len(result["rows"]) == 1
     assert all(-1.0 <= value <= 1.0 for value in result["mean"].values())
+
+
+def test_image_cost_plans_every_model_kind(checkpoints, tmp_path):
+    """--cost image: world models decode their predictions (continuous and token), the oracle scores frames."""
+    out = tmp_path / "image.json"
+    assert main(["bench", "planning", "--quick", "--models", "flow,masked,oracle", "--planners", "cem",
+                 "--flow", str(checkpoints["flow"]), "--masked", str(checkpoints["masked"]), "--cost", "image",
+                 "--cost-blur", "2", "--json", str(out), "--threads", "2", "--device", "cpu"]) == 0
+    rows = json.loads(out.read_text())
+    assert [row["model"] for row in rows] == ["flow", "masked", "oracle"]
+    assert all(row["protocol"]["cost"] == "image" and row["protocol"]["cost_blur"] == 2.0 for row in rows)
+    assert all(np.isfinite(row["final_error_mean"]) for row in rows)
+    assert "MSE of decoded frames to the goal image, both blurred (sigma 2 px)" in out.with_suffix(".md").read_text()
+
+
+def test_cost_protocol_bad_input():
+    with pytest.raises(ValueError, match=r"cost must be one of \['latent', 'image'\], got 'pixels'"):
+        Protocol(cost="pixels")
+    with pytest.raises(ValueError, match="cost-blur must be a number of pixels >= 0"):
+        Protocol(cost="image", cost_blur=-1.0)
+
+
+def test_cost_ranking_diagnostic_with_the_image_cost(checkpoints, tmp_path, monkeypatch):
+    script = _cost_ranking_script()
+    out = tmp_path / "ranking.json"
+    monkeypatch.setattr("sys.argv", ["planning_cost_ranking.py", "--checkpoint", str(checkpoints["flow"]),
+                                     "--episodes", "1", "--candidates", "6", "--cost", "image", "--cost-blur", "2",
+                                     "--threads", "1", "--json", str(out)])
+    script.main()
+    result = json.loads(out.read_text())
+    assert result["cost"] == "image" and result["cost_blur"] == 2.0
+    assert all(-1.0 <= value <= 1.0 for value in result["mean"].values())
+
+
+def test_goal_bias_diagnostic_finds_the_simulators_minimum_at_the_goal(checkpoints, tmp_path, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "planning_goal_bias.py"
+    spec = importlib.util.spec_from_file_location("planning_goal_bias", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "bias.json"
+    monkeypatch.setattr("sys.argv", ["planning_goal_bias.py", "--checkpoint", str(checkpoints["flow"]),
+                                     "--episodes", "1", "--points", "5", "--range", "0.2", "--threads", "1",
+                                     "--json", str(out)])
+    script.main()
+    result = json.loads(out.read_text())
+    row = result["rows"][0]
+    assert set(row["model_argmin"]) == {"HIP_YAW", "HIP_ROLL", "HIP_PITCH", "NECK_PITCH"}
+    assert all(value in result["deltas"] for value in row["model_argmin"].values())
+    # holding the goal command keeps the goal view: the simulator's cost is smallest at offset 0
+    assert all(value == 0.0 for value in row["simulator_argmin"].values())
+    assert result["mean_abs_argmin"]["simulator_argmin_rad"] == 0.0
