@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=13, help="offsets from -range to range")
     parser.add_argument("--settle", type=int, default=30, help="frames held at the goal before the test")
     parser.add_argument("--action-repeat", type=int, default=4)
+    parser.add_argument("--sampling-steps", type=int, default=None, help="model sampling steps (default: the checkpoint's)")
     parser.add_argument("--seed", type=int, default=0, help="episode seed (the planning benchmark's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/planning_goal_bias.json"))
@@ -51,7 +52,7 @@ def main() -> None:
     from planners.dynamics import WorldModelContext, WorldModelDynamics
 
     family = read_config(resolve_checkpoint(args.checkpoint)).get("family")
-    planning = WorldModelPlanning(family, args.checkpoint)
+    planning = WorldModelPlanning(family, args.checkpoint, sampling_steps=args.sampling_steps)
     env = HWMSimEnv(resolution=planning.tokenizer.image_size[0])
     episodes = make_episodes(env, Protocol(episodes=args.episodes, seed=args.seed), progress=True)
     deltas = np.linspace(-args.range, args.range, args.points)
@@ -71,8 +72,9 @@ def main() -> None:
         context = WorldModelContext(planning.tokenizer, planning.num_past)
         context.start(settled.frames[-planning.num_past:], settled.actions[-planning.num_past:])
         state = context(env, settled.frames[-1], {})
-        dynamics = HeldActionDynamics(WorldModelDynamics(planning.model, seed=episode.planner_seed),
-                                      args.action_repeat)
+        dynamics = HeldActionDynamics(
+            WorldModelDynamics(planning.model, steps=args.sampling_steps, seed=episode.planner_seed), args.action_repeat
+        )
         cost = LatentGoalCost.from_image(planning.tokenizer, settled.frames[-1])
         row = {"episode": episode.index, "model_argmin": {}, "simulator_argmin": {}, "model_argmin_rad": {},
                "simulator_argmin_rad": {}}
@@ -98,6 +100,7 @@ def main() -> None:
     mean_abs = {source: float(np.mean([abs(v) for row in rows for v in row[source].values()]))
                 for source in ("model_argmin", "simulator_argmin", "model_argmin_rad", "simulator_argmin_rad")}
     result = {"checkpoint": args.checkpoint, "episodes": args.episodes, "deltas": deltas.tolist(),
+              "sampling_steps": planning.describe()["sampling_steps"],
               "settle": args.settle, "action_repeat": args.action_repeat, "seed": args.seed,
               "rows": rows, "mean_abs_argmin": mean_abs}
     atomic_write_text(args.json, json.dumps(result, indent=2))
