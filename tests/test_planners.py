@@ -357,7 +357,8 @@ def test_latent_goal_cost_scores_frames_and_latents_alike(quantizer):
     from_frames, from_latents = cost(frames), cost(latents)
     assert from_frames.shape == (6,)
     assert torch.allclose(from_frames, from_latents)
-    assert from_frames[0] == 0.0 and (from_frames[1:] > 0).all()
+    # zero up to rounding: the goal was encoded alone, the candidate in a batch (kernels may differ)
+    assert from_frames[0] < 1e-9 and (from_frames[1:] > 1e-3).all()
     summed = LatentGoalCost.from_image(tokenizer, goal_frame, reduce="sum")(latents)
     assert torch.allclose(summed, cost.step_distances(latents).sum(dim=1))
 
@@ -534,11 +535,12 @@ def test_world_model_context_slides_frames_and_actions():
     frames, actions = random_frames(2), torch.randn(2, 3)
     context.start(frames, actions)
     state = context(None, frames[-1].numpy(), {"executed_action": None})  # right after the reset: unchanged
-    assert torch.allclose(state["past_latents"], tokenizer.encode(frames[None])[0])
+    # atol: frames encoded one at a time or in a batch may round differently (kernels differ)
+    assert torch.allclose(state["past_latents"], tokenizer.encode(frames[None])[0], atol=1e-6)
     new_frame, new_action = random_frames(1)[0].numpy(), np.ones(3, dtype=np.float32)
     state = context(None, new_frame, {"executed_action": new_action})
     expected = tokenizer.encode(torch.stack([frames[1], torch.from_numpy(new_frame)])[None])[0]
-    assert torch.allclose(state["past_latents"], expected)
+    assert torch.allclose(state["past_latents"], expected, atol=1e-6)
     assert torch.equal(state["past_actions"], torch.stack([actions[1], torch.ones(3)]))
 
 

@@ -181,3 +181,191 @@ def test_init_allow_new_grows_a_trained_model(tmp_path, capsys):
     with pytest.raises(ValueError, match="none of its weights fit"):
         Trainer(tiny_config(init_from=str(plain), init_allow_new=True), GrownModel(), mse_objective,
                 RegressionData(), tmp_path / "nothing", CHECKPOINT_CONFIG)
+
+
+def test_init_from_keeps_the_new_data_statistics(tmp_path):
+    """Buffers (normalisation statistics) come from the new run's data, not the checkpoint."""
+    source = make_model()
+    source.register_buffer("data_mean", torch.full((8,), 3.0))
+    final = tmp_path / "source"
+    from models.checkpoint import save_checkpoint
+    save_checkpoint(final, {k: v.clone() for k, v in source.state_dict().items()}, CHECKPOINT_CONFIG)
+    model = make_model(seed=1)
+    model.register_buffer("data_mean", torch.zeros(8))
+    Trainer(tiny_config(init_from=str(final)), model, mse_objective, RegressionData(), tmp_path / "run",
+            CHECKPOINT_CONFIG)
+    assert torch.equal(model.data_mean, torch.zeros(8))
+    torch.testing.assert_close(model[0].weight, source[0].weight)
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+class StopTraining(Exception):
+    pass
+
+
+def stopping_objective(stop_at_call):
+    calls = {"n": 0}
+
+    def objective(model, batch):
+        if model.training:
+            calls["n"] += 1
+            if calls["n"] == stop_at_call:
+                raise StopTraining
+        return noisy_objective(model, batch)
+
+    return objective
+
+
+def test_resume_matches_uninterrupted_run(tmp_path):
+    config = tiny_config(steps=12, save_every=4)
+    data, val = RegressionData(), RegressionData(32, seed=1)
+    straight = Trainer(config, make_model(), noisy_objective, data, tmp_path / "a", CHECKPOINT_CONFIG, val).fit()
+
+    # killed during step 7: the newest checkpoint is step 4, two checkpoints kept at most
+    with pytest.raises(StopTraining):
+        Trainer(config, make_model(), stopping_objective(7), data, tmp_path / "b", CHECKPOINT_CONFIG, val).fit()
+    assert [p.name for p in checkpoint_dirs(tmp_path / "b")] == ["step_0000004"]
+    # a fresh process (fresh model with other init) continues from step 4
+    resumed_trainer = Trainer(config, make_model(seed=99), noisy_objective, data, tmp_path / "b", CHECKPOINT_CONFIG, val)
+    resumed = resumed_trainer.fit()
+    assert resumed_trainer.step == 12
+
+    assert train_losses(tmp_path / "b") == pytest.approx(train_losses(tmp_path / "a"), abs=1e-7)
+    assert [r["step"] for r in read_metrics(tmp_path / "b")] == [r["step"] for r in read_metrics(tmp_path / "a")]
+    a_state, _ = load_checkpoint(straight)
+    b_state, _ = load_checkpoint(resumed)
+    for name in a_state:
+        torch.testing.assert_close(b_state[name], a_state[name], rtol=0, atol=1e-6)
+    assert [p.name for p in checkpoint_dirs(tmp_path / "b")] == ["step_0000008", "step_0000012"]
+
+
+def test_crash_mid_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    config = tiny_config(steps=8, save_every=4)
+    data = RegressionData()
+    real_save_file = trainer_module.save_file
+
+    def failing_save_file(tensors, path):
+        if "step_0000008" in path or ".step_0000008" in path:
+            raise OSError("disk full (simulated)")
+        real_save_file(tensors, path)
+
+    monkeypatch.setattr(trainer_module, "save_file", failing_save_file)
+    with pytest.raises(OSError, match="simulated"):
+        Trainer(config, make_model(), mse_objective, data, tmp_path, CHECKPOINT_CONFIG).fit()
+    # the atomic write happens in a temp folder beside the final one
+    assert not any(p.name.startswith(".step") for p in (tmp_path / "checkpoints").iterdir())
+    assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step_0000004"]
+    assert (tmp_path / "latest").read_text().strip() == "checkpoints/step_0000004"
+    state = json.loads((tmp_path / "checkpoints/step_0000004/trainer_state.json").read_text())
+    assert state["step"] == 4
+    load_file(str(tmp_path / "checkpoints/step_0000004/model.safetensors"))
+
+    monkeypatch.setattr(trainer_module, "save_file", real_save_file)
+    trainer = Trainer(config, make_model(), mse_objective, data, tmp_path, CHECKPOINT_CONFIG)
+    trainer.fit()
+    assert trainer.step == 8
+
+
+def test_ema_is_the_decayed_average_of_the_weights(tmp_path):
+    config = tiny_config(steps=6, ema_decay=0.5, val_every=0, save_every=100)
+    snapshots = []  # weights seen at each step = weights after the previous step
+
+    def recording_objective(model, batch):
+        snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return mse_objective(model, batch)
+
+    model = make_model()
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    trainer = Trainer(config, model, recording_objective, RegressionData(), tmp_path, CHECKPOINT_CONFIG)
+    final = trainer.fit()
+    after_steps = snapshots[1:] + [model.state_dict()]
+    expected = dict(initial)
+    for step, weights in enumerate(after_steps, start=1):
+        decay = min(0.5, (1 + step) / (10 + step))
+        expected = {k: decay * expected[k] + (1 - decay) * weights[k] for k in expected}
+    exported, _ = load_checkpoint(final)
+    for name, value in expected.items():
+        torch.testing.assert_close(exported[name], value, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(exported[name], model.state_dict()[name])  # not the raw weights
+
+
+def test_ema_off_exports_raw_weights(tmp_path):
+    model = make_model()
+    final = Trainer(tiny_config(steps=3, ema_decay=0.0, val_every=0), model, mse_objective, RegressionData(),
+                    tmp_path, CHECKPOINT_CONFIG).fit()
+    exported, _ = load_checkpoint(final)
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(exported[name], value)
+    assert not (tmp_path / "checkpoints/step_0000003/ema.safetensors").exists()
+
+
+def test_checkpoints_contain_no_pickles(tmp_path):
+    Trainer(tiny_config(steps=4, save_every=2), make_model(), mse_objective, RegressionData(), tmp_path,
+            CHECKPOINT_CONFIG, val_data=RegressionData(16, seed=1)).fit()
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} <= {".safetensors", ".json", ".jsonl", ""}
+    for path in files:  # every file is safetensors (8-byte header size, then a JSON header) or text
+        data = path.read_bytes()
+        assert not data.startswith(b"PK"), f"{path} is a zip (torch.save) file"
+        if path.suffix == ".safetensors":
+            assert data[8:9] == b"{", f"{path} is not a safetensors file"
+            load_file(str(path))
+        elif path.suffix == ".json":
+            json.loads(data)
+        else:
+            data.decode("utf-8")
+    step_dir = tmp_path / "checkpoints/step_0000004"
+    assert {p.name for p in step_dir.iterdir()} == {
+        "model.safetensors", "ema.safetensors", "optimizer.safetensors", "rng.safetensors",
+        "trainer_state.json", "config.json"}
+    optimizer = load_file(str(step_dir / "optimizer.safetensors"))
+    assert any(name.endswith("exp_avg_sq") for name in optimizer)
+
+
+def test_bad_arguments_raise_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="family"):
+        Trainer(tiny_config(), make_model(), mse_objective, RegressionData(), tmp_path, {"model": {}})
+    with pytest.raises(FileNotFoundError, match="tokenizer"):
+        Trainer(tiny_config(), make_model(), mse_objective, RegressionData(), tmp_path, CHECKPOINT_CONFIG,
+                extra_files={"tokenizer": tmp_path / "missing"})
+    with pytest.raises(ValueError, match="fewer than one global batch"):
+        Trainer(tiny_config(batch_size=128), make_model(), mse_objective, RegressionData(), tmp_path,
+                CHECKPOINT_CONFIG).fit()
+
+
+# --- data parallel on gloo --------------------------------------------------------------
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ddp_worker(rank, world_size, port, out_dir, config):
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    # ranks start from different weights on purpose: rank 0's are broadcast
+    Trainer(config, make_model(seed=rank), mse_objective, RegressionData(), out_dir, CHECKPOINT_CONFIG,
+            val_data=RegressionData(32, seed=1)).fit()
+
+
+def test_ddp_two_gloo_processes_match_one_process_with_double_batch(tmp_path):
+    config = tiny_config(steps=8, batch_size=8, save_every=4, val_every=4)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "ddp"), config), nprocs=2, join=True)
+    single = Trainer(tiny_config(steps=8, batch_size=16, save_every=4, val_every=4), make_model(), mse_objective,
+                     RegressionData(), tmp_path / "single", CHECKPOINT_CONFIG, val_data=RegressionData(32, seed=1)).fit()
+
+    assert train_losses(tmp_path / "ddp") == pytest.approx(train_losses(tmp_path / "single"), rel=1e-4)
+    ddp_state, _ = load_checkpoint(tmp_path / "ddp" / "final")
+    single_state, _ = load_checkpoint(single)
+    for name in single_state:
+        torch.testing.assert_close(ddp_state[name], single_state[name], rtol=1e-4, atol=1e-5)
+    ddp_records = read_metrics(tmp_path / "ddp")
+    assert ddp_records[0]["samples_per_s"] > 0 and len([r for r in ddp_records if "loss" in r]) == 8
+    state = json.loads((tmp_path / "ddp/checkpoints/step_0000008/trainer_state.json").read_text())
+    assert state["world_size"] == 2 and len(state["rng"]) == 2
