@@ -6,9 +6,9 @@
 A diagnostic for the planning benchmark. For each of its seeded goals, the simulator is driven
 to the goal pose and held there until it settles (`--settle` frames); those frames are the
 context and the goal image. Then, one camera joint at a time, the goal command is offset by
-`delta` in [-range, range] and held for `action_repeat` frames, and the goal cost (latent MSE,
-the benchmark's default) is computed from the world model's prediction and from the frame the
-simulator renders. The simulator's cost is smallest at delta = 0 (holding still keeps the goal
+`delta` in [-range, range] and held for `action_repeat` frames, and the goal cost (the
+benchmark's: latent MSE, or with `--cost image` the blurred-image MSE) is computed from the world
+model's prediction and from the frame the simulator renders. The simulator's cost is smallest at delta = 0 (holding still keeps the goal
 view); where the model's is smallest is where an MPC planner using it comes to rest, so
 |argmin| is the error the model builds into planning, whatever the planner and its budget.
 Ties (a joint at its limit leaves the view unchanged) resolve to the offset nearest 0; offsets
@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--action-repeat", type=int, default=4)
     parser.add_argument("--sampling-steps", type=int, default=None, help="model sampling steps (default: the checkpoint's)")
     parser.add_argument("--seed", type=int, default=0, help="episode seed (the planning benchmark's)")
+    parser.add_argument("--cost", choices=("latent", "image"), default="latent", help="the planning benchmark's --cost")
+    parser.add_argument("--cost-blur", type=float, default=4.0, help="--cost image: blur sigma, pixels")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/planning_goal_bias.json"))
     args = parser.parse_args()
@@ -48,7 +50,7 @@ def main() -> None:
     from planners.benchmark import (
         VIEW_JOINT_NAMES, HeldActionDynamics, Protocol, WorldModelPlanning, make_episodes, view_joints,
     )
-    from planners.costs import LatentGoalCost
+    from planners.costs import ImageGoalCost, LatentGoalCost
     from planners.dynamics import WorldModelContext, WorldModelDynamics
 
     family = read_config(resolve_checkpoint(args.checkpoint)).get("family")
@@ -75,7 +77,10 @@ def main() -> None:
         dynamics = HeldActionDynamics(
             WorldModelDynamics(planning.model, steps=args.sampling_steps, seed=episode.planner_seed), args.action_repeat
         )
-        cost = LatentGoalCost.from_image(planning.tokenizer, settled.frames[-1])
+        if args.cost == "image":
+            cost = ImageGoalCost(settled.frames[-1], planning.tokenizer, blur_sigma=args.cost_blur)
+        else:
+            cost = LatentGoalCost.from_image(planning.tokenizer, settled.frames[-1])
         row = {"episode": episode.index, "model_argmin": {}, "simulator_argmin": {}, "model_argmin_rad": {},
                "simulator_argmin_rad": {}}
         for name, joint in zip(VIEW_JOINT_NAMES, view_joints()):
@@ -100,7 +105,8 @@ def main() -> None:
     mean_abs = {source: float(np.mean([abs(v) for row in rows for v in row[source].values()]))
                 for source in ("model_argmin", "simulator_argmin", "model_argmin_rad", "simulator_argmin_rad")}
     result = {"checkpoint": args.checkpoint, "episodes": args.episodes, "deltas": deltas.tolist(),
-              "sampling_steps": planning.describe()["sampling_steps"],
+              "sampling_steps": planning.describe()["sampling_steps"], "cost": args.cost,
+              "cost_blur": args.cost_blur if args.cost == "image" else None,
               "settle": args.settle, "action_repeat": args.action_repeat, "seed": args.seed,
               "rows": rows, "mean_abs_argmin": mean_abs}
     atomic_write_text(args.json, json.dumps(result, indent=2))

@@ -293,7 +293,8 @@ def test_cost_ranking_diagnostic_with_the_image_cost(checkpoints, tmp_path, monk
     assert all(-1.0 <= value <= 1.0 for value in result["mean"].values())
 
 
-def test_goal_bias_diagnostic_finds_the_simulators_minimum_at_the_goal(checkpoints, tmp_path, monkeypatch):
+@pytest.mark.parametrize("cost", ["latent", "image"])
+def test_goal_bias_diagnostic_finds_the_simulators_minimum_at_the_goal(cost, checkpoints, tmp_path, monkeypatch):
     import importlib.util
     from pathlib import Path
 
@@ -304,9 +305,10 @@ def test_goal_bias_diagnostic_finds_the_simulators_minimum_at_the_goal(checkpoin
     out = tmp_path / "bias.json"
     monkeypatch.setattr("sys.argv", ["planning_goal_bias.py", "--checkpoint", str(checkpoints["flow"]),
                                      "--episodes", "1", "--points", "5", "--range", "0.2", "--threads", "1",
-                                     "--json", str(out)])
+                                     "--cost", cost, "--json", str(out)])
     script.main()
     result = json.loads(out.read_text())
+    assert result["cost"] == cost
     row = result["rows"][0]
     assert set(row["model_argmin"]) == {"HIP_YAW", "HIP_ROLL", "HIP_PITCH", "NECK_PITCH"}
     assert all(value in result["deltas"] for value in row["model_argmin"].values())
