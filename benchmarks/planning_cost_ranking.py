@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
 from torchmetrics.functional import spearman_corrcoef
 
 from models.atomic import atomic_write_text
+from planners.benchmark import add_diagnostic_arguments
 
 
 def candidate_sets(episode, env, count: int, std: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -69,14 +69,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=6)
     parser.add_argument("--candidates", type=int, default=32)
     parser.add_argument("--std", type=float, default=0.1, help="planner set: sampling std on the goal joints")
-    parser.add_argument("--action-repeat", type=int, default=4)
-    parser.add_argument("--sampling-steps", type=int, default=None, help="model sampling steps (default: the checkpoint's)")
     parser.add_argument("--cfg-scale", type=float, default=None, help="Flow-HWM guidance scale (default: the checkpoint's)")
-    parser.add_argument("--seed", type=int, default=0, help="episode seed (the planning benchmark's)")
-    parser.add_argument("--cost", choices=("latent", "image"), default="latent", help="the planning benchmark's --cost")
-    parser.add_argument("--cost-blur", type=float, default=4.0, help="--cost image: blur sigma, pixels")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/planning_cost_ranking.json"))
+    add_diagnostic_arguments(parser, "benchmarks/results/planning_cost_ranking.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

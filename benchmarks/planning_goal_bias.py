@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from models.atomic import atomic_write_text
+from planners.benchmark import add_diagnostic_arguments
 
 
 def main() -> None:
@@ -34,13 +34,7 @@ def main() -> None:
     parser.add_argument("--range", type=float, default=0.15, help="largest command offset, action units")
     parser.add_argument("--points", type=int, default=13, help="offsets from -range to range")
     parser.add_argument("--settle", type=int, default=30, help="frames held at the goal before the test")
-    parser.add_argument("--action-repeat", type=int, default=4)
-    parser.add_argument("--sampling-steps", type=int, default=None, help="model sampling steps (default: the checkpoint's)")
-    parser.add_argument("--seed", type=int, default=0, help="episode seed (the planning benchmark's)")
-    parser.add_argument("--cost", choices=("latent", "image"), default="latent", help="the planning benchmark's --cost")
-    parser.add_argument("--cost-blur", type=float, default=4.0, help="--cost image: blur sigma, pixels")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/planning_goal_bias.json"))
+    add_diagnostic_arguments(parser, "benchmarks/results/planning_goal_bias.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

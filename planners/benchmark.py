@@ -131,6 +131,20 @@ def planner_settings(planner: str, overrides: dict | None = None, quick: bool = 
     return settings
 
 
+def add_diagnostic_arguments(parser, default_json: str) -> None:
+    """The options the planning diagnostics in benchmarks/ share (model sampling, episodes, cost, output)."""
+    from pathlib import Path
+
+    defaults = Protocol()
+    parser.add_argument("--action-repeat", type=int, default=defaults.action_repeat)
+    parser.add_argument("--sampling-steps", type=int, default=None, help="model sampling steps (default: the checkpoint's)")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="episode seed (the planning benchmark's)")
+    parser.add_argument("--cost", choices=COSTS, default=defaults.cost, help="the planning benchmark's --cost")
+    parser.add_argument("--cost-blur", type=float, default=defaults.cost_blur, help="--cost image: blur sigma, pixels")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=Path(default_json))
+
+
 def parse_overrides(planner: str, pairs: Sequence[str] | None) -> dict:
     """`["horizon=2", "init_std=0.5"]` -> {"horizon": 2, "init_std": 0.5}, typed like the defaults."""
     overrides = {}
