@@ -148,6 +148,27 @@ def test_full_mask_fraction_masks_that_share_of_samples_whole():
         MaskedHWM(tiny_config(full_mask_fraction=1.5))
 
 
+def test_static_history_fraction_stills_that_share_of_the_past():
+    config = tiny_config(static_history_fraction=0.5, max_corrupt_rate=0.0)
+    model = MaskedHWM(config)
+    inputs = random_inputs(config, batch=4000)
+    batch = {"past_tokens": inputs["past_tokens"], "past_actions": inputs["past_actions"],
+             "future_tokens": inputs["future_tokens"], "future_actions": inputs["future_actions"]}
+    out, targets, _ = model.training_batch(batch, generator=torch.Generator().manual_seed(0))
+    past = out["past_tokens"]
+    still = (past == past[:, -1:]).flatten(1).all(1)  # every past frame equals the last
+    assert abs(float(still.float().mean()) - 0.5) < 0.03
+    kept = ~still
+    assert torch.equal(past[kept], inputs["past_tokens"][kept])  # the others are untouched
+    assert torch.equal(past[:, -1], inputs["past_tokens"][:, -1])  # the last frame always is
+    assert torch.equal(out["past_actions"], inputs["past_actions"]) and torch.equal(targets, inputs["future_tokens"])
+    # 0 (the default) leaves every history as it was
+    plain, _, _ = MaskedHWM(tiny_config(max_corrupt_rate=0.0)).training_batch(batch, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(plain["past_tokens"], inputs["past_tokens"])
+    with pytest.raises(ValueError, match="static_history_fraction"):
+        MaskedHWM(tiny_config(static_history_fraction=-0.1))
+
+
 def test_corruption_rate_and_decoding_schedule():
     g = torch.Generator().manual_seed(0)
     tokens = torch.zeros(20_000, 16, dtype=torch.long)

@@ -15,7 +15,7 @@ from torch import nn
 
 from models.blocks import ActionNormalizer
 from models.world_model import WorldModel
-from models.masked.maskgit import corrupt_tokens, maskgit_decode, masked_cross_entropy, random_future_mask
+from models.masked.maskgit import corrupt_tokens, maskgit_decode, masked_cross_entropy, random_future_mask, uniform
 from models.masked.st_transformer import UNMASK_MODES, MaskedConfig, STTransformer
 
 FAMILY = "masked"
@@ -110,6 +110,10 @@ class MaskedHWM(WorldModel):
         mask = random_future_mask(size, future_tokens[0].numel(), generator, self.device,
                                   full_fraction=self.config.full_mask_fraction).view(future_tokens.shape)
         rate, vocab = self.config.max_corrupt_rate, self.config.vocab_size
+        if self.config.static_history_fraction > 0:
+            # A still history: the frames alone then say nothing about motion, only the actions do.
+            still = uniform((size,), generator, self.device) < self.config.static_history_fraction
+            past_tokens = torch.where(still.view(-1, 1, 1, 1), past_tokens[:, -1:].expand_as(past_tokens), past_tokens)
         inputs = {
             "past_tokens": corrupt_tokens(past_tokens, rate, vocab, generator),
             "past_actions": batch["past_actions"],

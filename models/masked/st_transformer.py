@@ -84,6 +84,7 @@ class MaskedConfig:
     # training objective
     max_corrupt_rate: float = 0.2  # random-token corruption rate ~ U(0, max) per sample, all frames
     full_mask_fraction: float = 0.0  # share of training samples whose future is masked whole
+    static_history_fraction: float = 0.0  # share of training samples whose past frames all show the last one
     # decoding defaults (None in predict() means these)
     num_sampling_steps: int = 4
     temperature: float = 0.0  # 0 = argmax
@@ -112,6 +113,8 @@ class MaskedConfig:
             fail("max_corrupt_rate", "a rate in [0, 1)", self.max_corrupt_rate)
         if not 0.0 <= self.full_mask_fraction <= 1.0:
             fail("full_mask_fraction", "a fraction in [0, 1]", self.full_mask_fraction)
+        if not 0.0 <= self.static_history_fraction <= 1.0:
+            fail("static_history_fraction", "a fraction in [0, 1]", self.static_history_fraction)
         if self.temperature < 0:
             fail("temperature", ">= 0", self.temperature)
         if self.fsq_levels is not None and math.prod(self.fsq_levels) != self.vocab_size:
