@@ -275,10 +275,8 @@ def test_per_window_psnr_gives_the_means_and_the_gap_statistics(data_dir):
 
 def test_action_sensitivity_diagnostic_scores_every_swap(tmp_path, monkeypatch):
     """benchmarks/action_sensitivity.py on tiny real checkpoints: one row each, drops = true - swapped."""
-    import importlib.util
-    from pathlib import Path
-
     from env_fixtures import ACTION_DIM as SIM_ACTIONS, build_checkpoints
+    from scripts import load_script
 
     checkpoints = build_checkpoints(tmp_path / "checkpoints")
     rng = np.random.default_rng(0)
@@ -287,10 +285,7 @@ def test_action_sensitivity_diagnostic_scores_every_swap(tmp_path, monkeypatch):
         for _ in range(3):
             writer.add_episode(rng.integers(0, 256, (6, 64, 64, 3), dtype=np.uint8),
                                rng.uniform(-1, 1, (6, SIM_ACTIONS)).astype(np.float32))
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "action_sensitivity.py"
-    spec = importlib.util.spec_from_file_location("action_sensitivity", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("benchmarks/action_sensitivity.py")
     out = tmp_path / "sensitivity.json"
     monkeypatch.setattr("sys.argv", ["action_sensitivity.py", "--checkpoint", str(checkpoints["flow"]),
                                      str(checkpoints["masked"]), "--data", str(tmp_path / "data" / "val"),

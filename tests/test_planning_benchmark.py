@@ -11,6 +11,7 @@ import torch
 
 import hwm_env  # noqa: F401  (headless MuJoCo)
 from env_fixtures import build_checkpoints
+from scripts import load_script
 from hwm_env.cli import main
 from planners.benchmark import (
     HeldActionContext,
@@ -219,14 +220,7 @@ def test_wrong_family_and_missing_requested_checkpoint(checkpoints, tmp_path, ca
 
 
 def _cost_ranking_script():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "planning_cost_ranking.py"
-    spec = importlib.util.spec_from_file_location("planning_cost_ranking", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/planning_cost_ranking.py")
 
 
 def test_cost_ranking_sets_move_only_their_joints():
@@ -295,13 +289,7 @@ def test_cost_ranking_diagnostic_with_the_image_cost(checkpoints, tmp_path, monk
 
 @pytest.mark.parametrize("cost", ["latent", "image"])
 def test_goal_bias_diagnostic_finds_the_simulators_minimum_at_the_goal(cost, checkpoints, tmp_path, monkeypatch):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "planning_goal_bias.py"
-    spec = importlib.util.spec_from_file_location("planning_goal_bias", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("benchmarks/planning_goal_bias.py")
     out = tmp_path / "bias.json"
     monkeypatch.setattr("sys.argv", ["planning_goal_bias.py", "--checkpoint", str(checkpoints["flow"]),
                                      "--episodes", "1", "--points", "5", "--range", "0.2", "--threads", "1",

@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import importlib.util
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import hwm_env  # noqa: F401  (registers the ids)
 from env_fixtures import ACTION_DIM, NUM_PAST, build_checkpoints
+from scripts import load_script
 from hwm_env.sim import layout
 from train.policy import (
     Commander,
@@ -28,7 +27,6 @@ from train.policy import (
     make_imagination_env,
 )
 
-REPO = Path(__file__).resolve().parent.parent
 TASK = TaskSettings(horizon=3, goal_min_steps=1, goal_max_steps=3)
 
 
@@ -215,10 +213,7 @@ def test_scoring_on_the_benchmark_goal_set_rewards_reaching_the_goal(checkpoints
 
 
 def run_example(argv: list[str]) -> int:
-    spec = importlib.util.spec_from_file_location("ppo_in_imagination", REPO / "examples" / "ppo_in_imagination.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main(argv)
+    return load_script("examples/ppo_in_imagination.py").main(argv)
 
 
 def test_quick_run_writes_the_results_table(checkpoints, sim_data, tmp_path):
