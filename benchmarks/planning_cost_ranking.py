@@ -52,17 +52,6 @@ def candidate_sets(episode, env, count: int, std: float, rng: np.random.Generato
     return out
 
 
-def simulator_frames(env, episode, actions: np.ndarray, repeat: int) -> torch.Tensor:
-    """(N, 1, H, W, 3) uint8: the frame the simulator shows after holding each action (the cost encodes it)."""
-    frames = []
-    for action in actions:
-        env.set_state(episode.start)
-        for _ in range(repeat):
-            observation, *_ = env.step(action)
-        frames.append(observation)
-    return torch.from_numpy(np.stack(frames))[:, None]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="flow-default", help="Flow-HWM or Masked-HWM checkpoint")
@@ -74,6 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
+    from hwm_env.sim.dynamics import SimDynamics
     from hwm_env.sim.env import HWMSimEnv
     from models.checkpoint import read_config, resolve_checkpoint
     from planners.benchmark import HeldActionDynamics, Protocol, WorldModelPlanning, make_episodes
@@ -81,6 +71,7 @@ def main() -> None:
     family = read_config(resolve_checkpoint(args.checkpoint)).get("family")
     planning = WorldModelPlanning(family, args.checkpoint, sampling_steps=args.sampling_steps, cfg_scale=args.cfg_scale)
     env = HWMSimEnv(resolution=planning.tokenizer.image_size[0])
+    simulator = HeldActionDynamics(SimDynamics(env), args.action_repeat)  # the oracle's rollouts: the frame after each hold
     protocol = Protocol(episodes=args.episodes, seed=args.seed, cost=args.cost, cost_blur=args.cost_blur)
     episodes = make_episodes(env, protocol, progress=True)
     rng = np.random.default_rng(args.seed)
@@ -90,9 +81,9 @@ def main() -> None:
         state = state_fn(env, episode.start_frame, {})
         row = {"episode": episode.index}
         for name, actions in candidate_sets(episode, env, args.candidates, args.std, rng).items():
-            predicted = HeldActionDynamics(dynamics, args.action_repeat).rollout(state, torch.from_numpy(actions[:, None]))
-            model_cost = cost(predicted).float()
-            sim_cost = cost(simulator_frames(env, episode, actions, args.action_repeat)).float()
+            held = torch.from_numpy(actions[:, None])
+            model_cost = cost(HeldActionDynamics(dynamics, args.action_repeat).rollout(state, held)).float()
+            sim_cost = cost(simulator.rollout(episode.start, held)).float()
             row[name] = float(spearman_corrcoef(model_cost, sim_cost))
         rows.append(row)
         scores = ", ".join(f"{name} {value:.2f}" for name, value in row.items() if name != "episode")

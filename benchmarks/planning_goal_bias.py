@@ -39,6 +39,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from hwm_env.context import drive_sim
+    from hwm_env.sim.dynamics import SimDynamics
     from hwm_env.sim.env import HWMSimEnv
     from models.checkpoint import read_config, resolve_checkpoint
     from planners.benchmark import (
@@ -53,6 +54,7 @@ def main() -> None:
     episodes = make_episodes(env, Protocol(episodes=args.episodes, seed=args.seed), progress=True)
     deltas = np.linspace(-args.range, args.range, args.points)
     half_ranges = (env.joint_ranges[:, 1] - env.joint_ranges[:, 0]) / 2.0  # rad per action unit
+    simulator = HeldActionDynamics(SimDynamics(env), args.action_repeat)  # the oracle's rollouts: the frame after each hold
 
     def argmin_offset(costs: torch.Tensor) -> float:
         costs = costs.double().numpy()
@@ -80,14 +82,9 @@ def main() -> None:
         for name, joint in zip(VIEW_JOINT_NAMES, view_joints()):
             actions = np.repeat(goal_command[None], len(deltas), axis=0)
             actions[:, joint] += deltas
-            model_cost = cost(dynamics.rollout(state, torch.from_numpy(actions[:, None]))).float()
-            frames = []
-            for action in actions:
-                env.set_state(at_goal)
-                for _ in range(args.action_repeat):
-                    observation, *_ = env.step(action)
-                frames.append(observation)
-            simulator_cost = cost(torch.from_numpy(np.stack(frames))[:, None]).float()
+            held = torch.from_numpy(actions[:, None])
+            model_cost = cost(dynamics.rollout(state, held)).float()
+            simulator_cost = cost(simulator.rollout(at_goal, held)).float()
             for source, costs in (("model", model_cost), ("simulator", simulator_cost)):
                 offset = argmin_offset(costs)
                 row[f"{source}_argmin"][name] = offset
