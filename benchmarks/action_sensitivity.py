@@ -27,17 +27,15 @@ CONDITIONS = ("true", "future_swapped", "past_swapped", "all_swapped", "still_hi
 
 
 def sensitivity(checkpoint: str, data: str, episodes: int, seed: int, steps: int | None) -> dict:
-    from models.checkpoint import resolve_checkpoint
-    from models.loading import load_world_model
-    from models.tokenizers import load_tokenizer
+    from planners.dynamics import load_world_model_dynamics
     from train import metrics
     from train.commands.evaluate import evaluation_split
     from train.data.open import open_split
     from train.data.windows import WindowDataset
     from train.evaluation import select_windows
 
-    model = load_world_model(checkpoint)
-    tokenizer = load_tokenizer(resolve_checkpoint(checkpoint) / "tokenizer")
+    dynamics, tokenizer = load_world_model_dynamics(checkpoint)  # the model and the tokenizer it carries
+    model = dynamics.model
     windows = WindowDataset(open_split(evaluation_split(data)), num_past=model.num_past, num_future=1, source="frames")
     items = [windows[i] for i in select_windows(windows, episodes, seed)]
     if len(items) < 2:
