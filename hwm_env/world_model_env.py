@@ -67,25 +67,18 @@ class WorldModelRunner:
         import torch
 
         from models.checkpoint import read_config, resolve_checkpoint
-        from models.loading import load_world_model
-        from models.tokenizers import load_tokenizer
+        from models.loading import load_world_model_and_tokenizer, nested_tokenizer_dir
 
         self.path = resolve_checkpoint(checkpoint)
         self.config = read_config(self.path)
         self.family = self.config.get("family")
-        tokenizer_dir = self.path / "tokenizer"
-        if not tokenizer_dir.is_dir():
-            raise FileNotFoundError(
-                f"{tokenizer_dir}: missing; a world-model checkpoint must carry its tokenizer as a nested "
-                "checkpoint folder 'tokenizer/' (the env decodes latents with it)"
-            )
+        tokenizer_dir = nested_tokenizer_dir(self.path)
         if self.family == "flow" and temperature is not None:
             raise ValueError("temperature applies to Masked-HWM checkpoints only; this is a 'flow' checkpoint")
         if self.family == "masked" and cfg_scale is not None:
             raise ValueError("cfg_scale applies to Flow-HWM checkpoints only; this is a 'masked' checkpoint")
         self.device = torch.device(resolve_device(device))
-        self.model = load_world_model(self.path, device=str(self.device))
-        self.tokenizer = load_tokenizer(tokenizer_dir, device=self.device)
+        _, self.model, self.tokenizer = load_world_model_and_tokenizer(self.path, device=self.device)
         if self.tokenizer.temporal_compression != 1:
             raise ValueError(
                 f"{tokenizer_dir}: temporal_compression {self.tokenizer.temporal_compression}; the envs step one "

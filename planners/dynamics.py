@@ -125,15 +125,9 @@ def load_world_model_dynamics(
     name_or_path: str | os.PathLike, device: str = "cpu", **dynamics_kwargs
 ) -> tuple[WorldModelDynamics, Any]:
     """(dynamics, tokenizer) from a world-model checkpoint folder or shipped name; the tokenizer is its `tokenizer/`."""
-    from models.checkpoint import resolve_checkpoint
-    from models.loading import load_world_model
-    from models.tokenizers import load_tokenizer
+    from models.loading import load_world_model_and_tokenizer
 
-    path = resolve_checkpoint(name_or_path)
-    if not (path / "tokenizer").is_dir():
-        raise FileNotFoundError(f"{path}: world-model checkpoint has no tokenizer/ folder to encode goals and frames")
-    model = load_world_model(path, device=device)
-    tokenizer = load_tokenizer(path / "tokenizer", device=device)
+    _, model, tokenizer = load_world_model_and_tokenizer(name_or_path, device=device)
     return WorldModelDynamics(model, **dynamics_kwargs), tokenizer
 
 

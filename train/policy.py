@@ -768,6 +768,7 @@ def run_policy_experiment(experiment: PolicyExperiment, log: Callable[[str], Non
     from hwm_env.sim.env import HWMSimEnv
     from hwm_env.world_model_env import resolve_device
     from models.checkpoint import read_config, resolve_checkpoint
+    from models.loading import nested_tokenizer_dir
     from models.tokenizers import load_tokenizer
     from planners.benchmark import make_episodes
 
@@ -776,11 +777,8 @@ def run_policy_experiment(experiment: PolicyExperiment, log: Callable[[str], Non
     if config.get("family") != experiment.model:
         raise ValueError(f"{checkpoint}: is a '{config.get('family')}' checkpoint, --model {experiment.model} "
                          f"needs a '{experiment.model}' one")
-    if not (checkpoint / "tokenizer").is_dir():
-        raise FileNotFoundError(f"{checkpoint / 'tokenizer'}: missing; the policy sees frames through the world "
-                                "model's own tokenizer, nested in its checkpoint")
     device = resolve_device(experiment.device)
-    tokenizer = load_tokenizer(checkpoint / "tokenizer", device=device)
+    tokenizer = load_tokenizer(nested_tokenizer_dir(checkpoint), device=device)  # the policy sees frames through it
     num_past, action_dim = int(config["num_past"]), int(config["action_dim"])
     frame_stride = int((config.get("data") or {}).get("frame_stride") or 1)
     goals = DataGoals(experiment.data, num_past, tokenizer.image_size, action_dim, experiment.task, frame_stride)

@@ -49,22 +49,15 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from models.atomic import atomic_write_text
-    from models.checkpoint import read_config, resolve_checkpoint
-    from models.loading import load_world_model
-    from models.tokenizers import load_tokenizer
+    from models.checkpoint import read_config
+    from models.loading import load_world_model_and_tokenizer, nested_tokenizer_dir
     from train.evaluation import evaluate_world_model, markdown_table
 
-    checkpoint = resolve_checkpoint(args.checkpoint)
-    config = read_config(checkpoint)
-    tokenizer_dir = checkpoint / str(config.get("tokenizer") or "tokenizer")
-    if not tokenizer_dir.is_dir():
-        raise FileNotFoundError(f"{tokenizer_dir}: missing; a world-model checkpoint carries its tokenizer there")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
-    model = load_world_model(checkpoint, device=str(device))
-    tokenizer = load_tokenizer(tokenizer_dir)
-    if hasattr(tokenizer, "to"):
-        tokenizer = tokenizer.to(device)
+    checkpoint, model, tokenizer = load_world_model_and_tokenizer(args.checkpoint, device=device)
+    config = read_config(checkpoint)
+    tokenizer_dir = nested_tokenizer_dir(checkpoint)
     split_dir = evaluation_split(args.data)
     results = evaluate_world_model(
         model, tokenizer, split_dir, args.horizon, episodes=args.episodes, seed=args.seed, steps=args.steps,
