@@ -51,6 +51,17 @@ def _is_frames(trajectory: torch.Tensor) -> bool:
     return trajectory.dtype == torch.uint8 and trajectory.ndim == 5 and trajectory.shape[-1] == 3
 
 
+def goal_frame_tensor(goal_frame, image_size=None) -> torch.Tensor:
+    """The goal image as a (H, W, 3) uint8 tensor, at the tokenizer's `image_size` when one is given."""
+    frame = _as_tensor(goal_frame, "goal_frame")
+    size_ok = image_size is None or tuple(frame.shape[:2]) == tuple(image_size)
+    if frame.dtype != torch.uint8 or frame.ndim != 3 or frame.shape[-1] != 3 or not size_ok:
+        expected = "(H, W, 3)" if image_size is None else f"({image_size[0]}, {image_size[1]}, 3)"
+        whose = "" if image_size is None else ", the tokenizer's size"
+        raise ValueError(f"goal image is {tuple(frame.shape)} {frame.dtype}; expected uint8 {expected} frames{whose}")
+    return frame
+
+
 class LatentGoalCost:
     """Mean squared distance to a goal latent, at the final step (`reduce="final"`) or summed over steps.
 
@@ -93,13 +104,7 @@ class LatentGoalCost:
     @classmethod
     def from_image(cls, tokenizer, goal_frame, reduce: str = "final", token_embedding: str = "auto") -> "LatentGoalCost":
         """Encode the goal image (H, W, 3) uint8 once with `tokenizer` and keep the tokenizer for frame trajectories."""
-        frame = _as_tensor(goal_frame, "goal_frame")
-        height, width = tokenizer.image_size
-        if frame.dtype != torch.uint8 or tuple(frame.shape) != (height, width, 3):
-            raise ValueError(
-                f"goal image is {tuple(frame.shape)} {frame.dtype}; the tokenizer expects uint8 "
-                f"({height}, {width}, 3) frames"
-            )
+        frame = goal_frame_tensor(goal_frame, tokenizer.image_size)
         goal_latent = tokenizer.encode(frame[None, None])[0, 0]  # (C, h, w) | (h, w)
         return cls(goal_latent.cpu(), reduce=reduce, tokenizer=tokenizer, token_embedding=token_embedding)
 
@@ -173,12 +178,7 @@ class ImageGoalCost:
             raise ValueError(f"ImageGoalCost: reduce must be one of {REDUCTIONS}, got '{reduce}'")
         if not (math.isfinite(blur_sigma) and blur_sigma >= 0):
             raise ValueError(f"ImageGoalCost: blur_sigma must be a finite number of pixels >= 0, got {blur_sigma}")
-        frame = _as_tensor(goal_frame, "goal_frame")
-        if frame.dtype != torch.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
-            raise ValueError(f"ImageGoalCost: the goal image must be (H, W, 3) uint8, got {tuple(frame.shape)} {frame.dtype}")
-        if tokenizer is not None and tuple(frame.shape[:2]) != tuple(tokenizer.image_size):
-            raise ValueError(f"goal image is {tuple(frame.shape)}; the tokenizer expects ({tokenizer.image_size[0]}, "
-                             f"{tokenizer.image_size[1]}, 3) frames")
+        frame = goal_frame_tensor(goal_frame, None if tokenizer is None else tokenizer.image_size)
         self.tokenizer = tokenizer
         self.blur_sigma = float(blur_sigma)
         self.reduce = reduce

@@ -377,9 +377,10 @@ def test_token_goal_cost_uses_code_vectors():
 
 def test_latent_goal_cost_bad_input():
     tokenizer = tiny_tokenizer("continuous")
-    with pytest.raises(ValueError, match=r"goal image is \(32, 32, 3\) torch.uint8; the tokenizer expects uint8 \(16, 16, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"goal image is \(32, 32, 3\) torch.uint8; expected uint8 \(16, 16, 3\) frames, the tokenizer's size"):
         LatentGoalCost.from_image(tokenizer, torch.zeros(32, 32, 3, dtype=torch.uint8))
-    with pytest.raises(ValueError, match="expects uint8"):
+    with pytest.raises(ValueError, match=r"\(16, 16, 3\) torch.float32; expected uint8"):
         LatentGoalCost.from_image(tokenizer, np.zeros((16, 16, 3), dtype=np.float32))
     cost = LatentGoalCost(torch.zeros(4, 4, 4))
     with pytest.raises(ValueError, match="no tokenizer to encode them"):
@@ -426,9 +427,10 @@ def test_image_goal_cost_decodes_latents_and_scores_frames_alike():
 
 def test_image_goal_cost_bad_input():
     tokenizer = tiny_tokenizer("continuous")
-    with pytest.raises(ValueError, match=r"goal image is \(32, 32, 3\); the tokenizer expects \(16, 16, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"goal image is \(32, 32, 3\) torch.uint8; expected uint8 \(16, 16, 3\) frames, the tokenizer's size"):
         ImageGoalCost(torch.zeros(32, 32, 3, dtype=torch.uint8), tokenizer)
-    with pytest.raises(ValueError, match=r"goal image must be \(H, W, 3\) uint8"):
+    with pytest.raises(ValueError, match=r"expected uint8 \(H, W, 3\) frames"):
         ImageGoalCost(np.zeros((16, 16, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="blur_sigma must be a finite number"):
         ImageGoalCost(random_frames(1)[0], blur_sigma=float("nan"))
