@@ -195,6 +195,35 @@ def test_config_rejects_bad_architecture():
         AutoencoderConfig(quantizer="vq")
     with pytest.raises(ValueError, match="divisible"):
         AutoencoderConfig(image_size=[60, 64])
+    with pytest.raises(ValueError, match=r"decoder_extra_blocks must be \[\] or 3 counts >= 0"):
+        AutoencoderConfig(decoder_extra_blocks=[1, 1])
+    with pytest.raises(ValueError, match=r"decoder_extra_blocks must be \[\] or 3 counts >= 0"):
+        AutoencoderConfig(decoder_extra_blocks=[1, -1, 0])
+
+
+@pytest.mark.parametrize("quantizer", ["continuous", "fsq"])
+def test_grown_decoder_starts_as_the_trained_one_and_keeps_its_latents(tmp_path, quantizer):
+    """decoder_extra_blocks: a trained tokenizer's weights load (the new blocks stay at their identity
+    initialisation), reconstructions are unchanged, the encoder is untouched, and the new blocks train."""
+    trained = tiny_tokenizer(quantizer)
+    with torch.no_grad():  # stand-in for training: no residual branch at zero
+        for parameter in trained.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    grown = ConvTokenizer(AutoencoderConfig(quantizer=quantizer, **TINY, decoder_extra_blocks=[2, 1, 0])).eval()
+    missing, unexpected = grown.load_state_dict(trained.state_dict(), strict=False)
+    assert not unexpected and missing and all(name.startswith("decoder.extra.") for name in missing)
+    assert grown.num_parameters() > trained.num_parameters()
+    frames = random_frames(1, 3, 64, 64)
+    latents = trained.encode(frames)
+    assert torch.equal(grown.encode(frames), latents)
+    assert torch.equal(grown.decode(latents), trained.decode(latents))
+    grown.train()
+    images = frames_to_unit(frames[0])
+    F.mse_loss(grown(images), images).backward()
+    new_weights = [parameter for name, parameter in grown.named_parameters() if name.startswith("decoder.extra.")]
+    assert any(parameter.grad is not None and parameter.grad.abs().sum() > 0 for parameter in new_weights)
+    grown.save(tmp_path / "grown")
+    assert torch.equal(load_tokenizer(tmp_path / "grown").decode(latents), grown.eval().decode(latents))
 
 
 # --- checkpoints -----------------------------------------------------------------------------

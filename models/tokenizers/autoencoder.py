@@ -37,6 +37,10 @@ class AutoencoderConfig:
     res_blocks: int = 1  # per resolution, in encoder and decoder
     bottleneck_blocks: int = 2  # extra residual blocks at the latent resolution
     norm_groups: int = 8  # GroupNorm groups (0 = no normalisation)
+    # more residual blocks per resolution in the decoder only, one count per entry of `channels`
+    # (fine -> coarse; [] = none): grows a trained decoder (train.init_allow_new=true), since a
+    # residual block starts as identity, while its encoder, and so its latents, stay as they are
+    decoder_extra_blocks: list[int] = field(default_factory=list)
 
     def __post_init__(self):
         if self.quantizer not in QUANTIZERS:
@@ -48,6 +52,10 @@ class AutoencoderConfig:
             raise ValueError(f"image_size {self.image_size} must be divisible by the spatial compression {factor}")
         if self.norm_groups and any(width % self.norm_groups for width in self.channels):
             raise ValueError(f"channels {self.channels} must be divisible by norm_groups {self.norm_groups}")
+        extra = self.decoder_extra_blocks
+        if extra and (len(extra) != len(self.channels) or any(int(count) < 0 for count in extra)):
+            raise ValueError(f"decoder_extra_blocks must be [] or {len(self.channels)} counts >= 0 (one per entry of "
+                             f"channels), got {extra}")
 
     @property
     def spatial_compression(self) -> int:
@@ -101,19 +109,31 @@ class Decoder(nn.Module):
     def __init__(self, config: AutoencoderConfig):
         super().__init__()
         widths, groups, shuffle = config.channels[::-1], config.norm_groups, config.pixel_shuffle
+        extra_counts = list(config.decoder_extra_blocks or [0] * len(widths))[::-1]  # coarse -> fine, as widths
         layers: list[nn.Module] = [nn.Conv2d(config.code_channels, widths[0], 3, padding=1)]
         layers += [ResBlock(widths[0], groups) for _ in range(config.bottleneck_blocks)]
+        self.level_ends: dict[int, int] = {}  # index in `layers` -> the level whose extra blocks follow it
         for level, width in enumerate(widths):
             if level > 0:  # double H, W: conv to 4x channels, then pixel shuffle
                 layers += [nn.Conv2d(widths[level - 1], 4 * width, 3, padding=1), nn.PixelShuffle(2)]
             layers += [ResBlock(width, groups) for _ in range(config.res_blocks)]
+            self.level_ends[len(layers) - 1] = level
         layers += [_norm(widths[-1], groups), nn.SiLU(), nn.Conv2d(widths[-1], 3 * shuffle**2, 3, padding=1),
                    nn.PixelShuffle(shuffle)]
         self.layers = nn.Sequential(*layers)
+        # apart from `layers`, so a decoder without them has the same parameter names as before
+        self.extra = nn.ModuleList(
+            nn.Sequential(*[ResBlock(width, groups) for _ in range(int(count))])
+            for width, count in zip(widths, extra_counts)
+        )
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        codes = codes.contiguous(memory_format=torch.channels_last)
-        return self.layers(codes)  # (N, code_channels, h, w) -> (N, 3, H, W), about [-1, 1]
+        x = codes.contiguous(memory_format=torch.channels_last)
+        for index, layer in enumerate(self.layers):
+            x = layer(x)
+            if index in self.level_ends:
+                x = self.extra[self.level_ends[index]](x)
+        return x  # (N, code_channels, h, w) -> (N, 3, H, W), about [-1, 1]
 
 
 class ConvTokenizer(Tokenizer):
