@@ -23,12 +23,14 @@ from hwm_env.cli import main as hwm  # noqa: E402
 from models.atomic import atomic_write_text  # noqa: E402
 
 
-def evaluate(checkpoint: str, data: str, horizon: int, episodes: int, steps: int, seed: int) -> dict:
+def evaluate(checkpoint: str, data: str, horizon: int, episodes: int, steps: int, seed: int,
+             readout: str | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "eval.json"
         started = time.perf_counter()
         code = hwm(["eval", "model", "--checkpoint", checkpoint, "--data", data, "--horizon", str(horizon),
-                    "--episodes", str(episodes), "--steps", str(steps), "--seed", str(seed), "--json", str(out)])
+                    "--episodes", str(episodes), "--steps", str(steps), "--seed", str(seed), "--json", str(out)]
+                   + ([] if readout is None else ["--readout", readout]))
         if code != 0:
             raise SystemExit(f"hwm eval model failed for steps={steps}")
         result = json.loads(out.read_text())
@@ -52,8 +54,9 @@ def table(runs: list[dict]) -> str:
              "delta-PSNR h4 | sharpness h8 | s/run |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
+        label = run["steps"] if run.get("readout") is None else f"{run['steps']} ({run['readout']} readout)"
         lines.append(
-            f"| {run['steps']} | {at(run, 'psnr', 1)} | {at(run, 'psnr', 4)} | {at(run, 'psnr', 8)} | "
+            f"| {label} | {at(run, 'psnr', 1)} | {at(run, 'psnr', 4)} | {at(run, 'psnr', 8)} | "
             f"{at(run, 'copy_last_psnr', 1)} | {at(run, 'copy_last_psnr', 4)} | {at(run, 'copy_last_psnr', 8)} | "
             f"{gap(run, 1)} | {at(run, 'win_fraction', 1)} | {at(run, 'recon_psnr', 1)} | "
             f"{at(run, 'delta_psnr', 4)} | {at(run, 'sharpness', 8)} | "
@@ -69,11 +72,14 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=8)
     parser.add_argument("--episodes", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--readout", choices=("tokens", "mean"), default=None,
+                        help="Masked-HWM: decode sampled tokens or expected FSQ codes (default: tokens)")
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args()
     if args.horizon < 8:
         parser.error("--horizon must be >= 8 (the table reports horizon 8)")
-    runs = [evaluate(args.checkpoint, args.data, args.horizon, args.episodes, steps, args.seed) for steps in args.steps]
+    runs = [evaluate(args.checkpoint, args.data, args.horizon, args.episodes, steps, args.seed, args.readout)
+            for steps in args.steps]
     markdown = table(runs)
     atomic_write_text(args.json, json.dumps({"checkpoint": args.checkpoint, "data": args.data, "runs": runs}, indent=2))
     atomic_write_text(args.json.with_suffix(".md"), markdown + "\n")

@@ -237,7 +237,8 @@ def test_cli_eval_model_end_to_end(data_dir, tmp_path):
         image_size=[SIZE, SIZE], quantizer="fsq", fsq_levels=[4, 4], channels=[8, 8], norm_groups=0,
         bottleneck_blocks=0))
     tokenizer_dir = tokenizer.save(tmp_path / "tokenizer")
-    config = masked.MaskedConfig(vocab_size=16, token_grid=list(tokenizer.latent_grid), action_dim=ACTION_DIM,
+    config = masked.MaskedConfig(vocab_size=16, fsq_levels=[4, 4], factorized_head=True,
+                                 token_grid=list(tokenizer.latent_grid), action_dim=ACTION_DIM,
                                  width=32, depth=1, num_heads=2, unshared_blocks=1, num_sampling_steps=2)
     model = masked.MaskedHWM(config)
     checkpoint = save_checkpoint(tmp_path / "masked", model.state_dict(), model.checkpoint_config(),
@@ -250,6 +251,14 @@ def test_cli_eval_model_end_to_end(data_dir, tmp_path):
     assert results["horizons"] == [1, 2, 3] and results["episodes"] == 3
     for key in ("psnr", "ssim", "sharpness", "copy_last_psnr", "recon_psnr", "delta_psnr"):
         assert len(results[key]) == 3 and all(np.isfinite(results[key])), key
+    # the mean readout decodes expected FSQ digits through the same tokenizer
+    mean_out = tmp_path / "results" / "eval_mean.json"
+    code = main(["eval", "model", "--checkpoint", str(checkpoint), "--data", str(data_dir), "--horizon", "2",
+                 "--json", str(mean_out), "--episodes", "3", "--steps", "1", "--readout", "mean", "--device", "cpu"])
+    assert code == 0
+    mean_results = json.loads(mean_out.read_text())
+    assert mean_results["readout"] == "mean" and all(np.isfinite(mean_results["psnr"]))
+    assert mean_results["recon_psnr"] == pytest.approx(results["recon_psnr"][:2])
     # Masked-HWM has no guidance: the CLI error names the argument
     code = main(["eval", "model", "--checkpoint", str(checkpoint), "--data", str(data_dir), "--horizon", "1",
                  "--json", str(out), "--cfg-scale", "2", "--device", "cpu"])

@@ -9,7 +9,8 @@ import torch
 from models.checkpoint import save_checkpoint
 from models.masked import MaskedConfig, MaskedHWM, masked_objective
 from models.masked.maskgit import (
-    corrupt_tokens, masked_counts, mean_mask_ratio, random_future_mask, sample_tokens, token_log_probs,
+    corrupt_tokens, digits_to_tokens, masked_counts, mean_mask_ratio, random_future_mask, sample_tokens,
+    token_digits, token_log_probs,
 )
 
 VOCAB, LEVELS, GRID, ACTION_DIM = 48, [4, 3, 4], [3, 4], 3
@@ -333,6 +334,38 @@ def test_greedy_one_step_decoding_is_the_argmax():
     expected = (digits * torch.tensor([1, 4, 12])).sum(-1)
     predicted = model.predict(x["past_tokens"], x["past_actions"], x["future_actions"], steps=1, temperature=0.0)
     assert torch.equal(predicted, expected)
+
+
+def test_mean_readout_is_the_expected_digit_and_rolls_on_the_nearest_tokens():
+    model = MaskedHWM(tiny_config(factorized_head=True)).eval()
+    x = random_inputs(model.config)
+    with torch.no_grad():
+        logits = model(x["past_tokens"], x["past_actions"], x["future_tokens"], x["future_actions"],
+                       all_masked(x["future_tokens"]))
+    expected = torch.stack([part.softmax(-1) @ torch.arange(level, dtype=torch.float32)
+                            for level, part in zip(LEVELS, logits.split(LEVELS, -1))], -1)
+    mean = model.predict(x["past_tokens"], x["past_actions"], x["future_actions"], steps=1, readout="mean")
+    assert mean.shape == (*x["future_tokens"].shape, len(LEVELS)) and mean.dtype == torch.float32
+    assert torch.allclose(mean, expected, atol=1e-5)
+    # more steps: committed tokens read out as their own digits, so every readout is a valid mixture
+    three = model.predict(x["past_tokens"], x["past_actions"], x["future_actions"], steps=3, readout="mean")
+    assert (three >= 0).all() and (three <= torch.tensor(LEVELS) - 1).all()
+    assert (three == three.round()).all(-1).any()  # some tokens were committed before the last step
+    # rollout: the window slides on the rounded digits, i.e. the tokens nearest to each readout
+    actions = torch.randn(2, 3, ACTION_DIM, generator=torch.Generator().manual_seed(1))
+    rolled = model.rollout(x["past_tokens"], x["past_actions"], actions, steps=1, readout="mean")
+    assert rolled.shape == (2, 3, *GRID, len(LEVELS))
+    nearest = digits_to_tokens(rolled[:, :1], LEVELS)
+    assert torch.equal(token_digits(nearest, LEVELS), rolled[:, :1].round().long())
+    second = model.predict(torch.cat([x["past_tokens"][:, 1:], nearest], 1),
+                           torch.cat([x["past_actions"][:, 1:], actions[:, :1]], 1), actions[:, 1:2], steps=1,
+                           readout="mean")
+    assert torch.allclose(rolled[:, 1:2], second, atol=1e-5)
+    with pytest.raises(ValueError, match="factorised head"):
+        MaskedHWM(tiny_config(factorized_head=False)).predict(x["past_tokens"], x["past_actions"],
+                                                              x["future_actions"], readout="mean")
+    with pytest.raises(ValueError, match="readout must be one of"):
+        model.predict(x["past_tokens"], x["past_actions"], x["future_actions"], readout="median")
 
 
 # --- bad input ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from models.tokenizers import (
     FSQ, AutoencoderConfig, ConvTokenizer, CosmosTokenizer, decode_onex_tokens, load_tokenizer,
 )
 from models.tokenizers.autoencoder import psnr_of_images
-from models.tokenizers.base import frames_to_unit
+from models.tokenizers.base import frames_to_unit, unit_to_frames
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
@@ -89,6 +89,26 @@ def test_fsq_tokenizer_encode_decode_shapes():
     images = frames_to_unit(decoded[0, :1])
     codes = tokenizer.bottleneck(images)
     assert torch.equal(tokenizer.fsq.codes_to_indices(codes.movedim(1, -1)), tokenizer.encode(decoded[:1, :1])[0])
+
+
+def test_decode_digits_matches_tokens_on_the_grid_and_blends_between():
+    tokenizer = tiny_tokenizer("fsq")  # levels [8, 5, 5, 5]
+    tokens = tokenizer.encode(random_frames(1, 2, 64, 64))
+    digits = (tokens.unsqueeze(-1) // tokenizer.fsq.basis) % tokenizer.fsq.levels.long()  # (1, 2, 8, 8, 4)
+    assert torch.equal(tokenizer.decode_digits(digits.float()), tokenizer.decode(tokens))
+    # an off-grid point decodes through the same affine code map, between its neighbours' codes
+    half = digits.float().clone()
+    half[..., 0] = half[..., 0].clamp(max=6) + 0.5
+    codes = tokenizer.fsq.digits_to_codes(half).movedim(-1, 2).flatten(0, 1)
+    with torch.no_grad():
+        expected = unit_to_frames(tokenizer.decoder(codes)).unflatten(0, (1, 2))
+    assert torch.equal(tokenizer.decode_digits(half), expected)
+    with pytest.raises(ValueError, match=r"\(B, T', 8, 8, 4\)"):
+        tokenizer.decode_digits(torch.zeros(1, 1, 8, 8, 3))
+    with pytest.raises(ValueError, match=r"within \[0, level - 1\]"):
+        tokenizer.decode_digits(torch.full((1, 1, 8, 8, 4), 7.5))
+    with pytest.raises(ValueError, match="cannot decode FSQ digits"):
+        tiny_tokenizer("continuous").decode_digits(torch.zeros(1, 1, 8, 8, 4))
 
 
 def test_architecture_parameter_count_of_default_is_small():

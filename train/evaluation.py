@@ -92,6 +92,7 @@ def evaluate_world_model(
     steps: int | None = None,
     cfg_scale: float | None = None,
     temperature: float | None = None,
+    readout: str | None = None,
     batch_size: int = 16,
     frame_stride: int = 1,
     action_pooling: str = "mean",
@@ -106,7 +107,8 @@ def evaluate_world_model(
 
     `model` implements the common world-model API (`num_past`, `rollout`); `tokenizer` the
     common tokenizer interface (per frame: temporal_compression 1); `split` is a split with
-    raw frames (an `HWMDataset`, a 1X raw split, or a path to one).
+    raw frames (an `HWMDataset`, a 1X raw split, or a path to one). `readout` ("tokens" or
+    "mean") is Masked-HWM's (see `MaskedHWM.predict`); None leaves the model's own default.
     """
     from tqdm.auto import tqdm
 
@@ -168,13 +170,16 @@ def evaluate_world_model(
             context = tokenizer.encode(past_frames)
         context = context.to(device)
         options = dict(steps=steps, cfg_scale=cfg_scale, temperature=temperature)
+        if readout is not None:
+            options["readout"] = readout
         # the same seed for both rollouts: delta-PSNR then measures the actions, not the noise
         true_rollout = model.rollout(context, past_actions, future_actions[part].to(device),
                                      generator=_generator(device, seed + first), **options)
         other_rollout = model.rollout(context, past_actions, other_actions[part].to(device),
                                       generator=_generator(device, seed + first), **options)
-        predicted = tokenizer.decode(true_rollout).cpu()  # (b, horizon, H, W, 3) uint8
-        predicted_other = tokenizer.decode(other_rollout).cpu()
+        decode = tokenizer.decode_digits if readout == "mean" else tokenizer.decode
+        predicted = decode(true_rollout).cpu()  # (b, horizon, H, W, 3) uint8
+        predicted_other = decode(other_rollout).cpu()
         reconstructed = tokenizer.decode(tokenizer.encode(truth)).cpu()
         last = past_frames[:, -1:].expand_as(truth)  # copy-last-frame baseline
 
@@ -224,6 +229,7 @@ def evaluate_world_model(
         steps=steps,
         cfg_scale=cfg_scale,
         temperature=temperature,
+        readout=readout,
         context_source="pre-encoded" if pre_encoded is not None else "tokenizer",
         windows=window_list,
         seconds=time.perf_counter() - began,

@@ -8,6 +8,9 @@ cos(pi/2 * step/steps) of them masked after each step.
 
 Token distributions come from one softmax over the vocabulary, or (factorised head) one
 softmax per FSQ digit; a token's log-probability is then the sum of its digits'.
+With a factorised head, decoding can also read out the expected FSQ code of each token
+("mean" readout) instead of one token: the point in code space nearest, in squared error,
+to the model's belief, which the tokenizer's decoder turns into the frame of highest PSNR.
 All randomness goes through `generator` (or torch's global RNG when it is None).
 """
 from __future__ import annotations
@@ -92,6 +95,13 @@ def token_digits(tokens: torch.Tensor, levels: Sequence[int]) -> torch.Tensor:
     return (tokens.unsqueeze(-1) // basis) % torch.tensor(list(levels), device=tokens.device)
 
 
+def digits_to_tokens(digits: torch.Tensor, levels: Sequence[int]) -> torch.Tensor:
+    """FSQ digits (..., len(levels)), fractional ones rounded to the nearest -> token ids (...)."""
+    top = torch.tensor([level - 1 for level in levels], device=digits.device)
+    rounded = torch.minimum(digits.round().long().clamp_min(0), top)
+    return (rounded * digit_basis(levels, digits.device)).sum(-1)
+
+
 def token_log_probs(logits: torch.Tensor, tokens: torch.Tensor, levels: Sequence[int] | None) -> torch.Tensor:
     """log p(tokens) (...) under logits (..., V) or factorised logits (..., sum(levels))."""
     logits = logits.float()
@@ -119,6 +129,18 @@ def sample_tokens(logits: torch.Tensor, temperature: float, levels: Sequence[int
     if levels is None:
         return digits[0]
     return (torch.stack(digits, -1) * digit_basis(levels, logits.device)).sum(-1)
+
+
+def expected_digits(logits: torch.Tensor, levels: Sequence[int]) -> torch.Tensor:
+    """E[digit] (..., len(levels)) float32 under factorised logits (..., sum(levels))."""
+    means = []
+    for level, part in zip(levels, logits.float().split(list(levels), dim=-1)):
+        values = torch.arange(level, dtype=torch.float32, device=logits.device)
+        means.append(part.softmax(-1) @ values)
+    return torch.stack(means, -1)
+
+
+READOUTS = ("tokens", "mean")
 
 
 def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
@@ -157,13 +179,20 @@ def maskgit_decode(
     levels: Sequence[int] | None = None,
     generator: Generators = None,
     device=None,
+    readout: str = "tokens",
 ) -> torch.Tensor:
     """Decode (B, F, h, w) token ids from a fully masked start.
 
     `logits_fn(tokens, mask)` -> (B, F, h, w, head_size). Each step samples every masked
     token, then commits the masked tokens with the highest score (their log-probability in
     "confidence" mode, a random number in "random" mode) until the schedule's count remains.
+    readout "mean" (factorised head only) returns FSQ digits (B, F, h, w, len(levels)) float32
+    instead: the committed tokens' digits, and the expected digits of those the last step fills.
     """
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {list(READOUTS)}, got {readout!r}")
+    if readout == "mean" and levels is None:
+        raise ValueError("readout 'mean' needs a factorised head (one softmax per FSQ digit)")
     batch = shape[0]
     num_tokens = math.prod(shape[1:])
     steps = max(1, min(steps, num_tokens))
@@ -171,6 +200,9 @@ def maskgit_decode(
     mask = torch.ones(tuple(shape), dtype=torch.bool, device=device)
     for remaining in masked_counts(num_tokens, steps):
         logits = logits_fn(tokens, mask)
+        if readout == "mean" and remaining == 0:  # the last step: every still-masked token is filled now
+            committed = token_digits(tokens, levels).float()
+            return torch.where(mask.unsqueeze(-1), expected_digits(logits, levels), committed)
         sampled = sample_tokens(logits, temperature, levels, generator)
         if unmask_mode == "confidence":
             scores = token_log_probs(logits, sampled, levels)

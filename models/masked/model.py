@@ -15,7 +15,9 @@ from torch import nn
 
 from models.blocks import ActionNormalizer
 from models.world_model import WorldModel
-from models.masked.maskgit import corrupt_tokens, maskgit_decode, masked_cross_entropy, random_future_mask, uniform
+from models.masked.maskgit import (
+    corrupt_tokens, digits_to_tokens, maskgit_decode, masked_cross_entropy, random_future_mask, uniform,
+)
 from models.masked.st_transformer import UNMASK_MODES, MaskedConfig, STTransformer
 
 FAMILY = "masked"
@@ -59,11 +61,13 @@ class MaskedHWM(WorldModel):
     @torch.no_grad()
     def predict(self, past_latents, past_actions, future_actions, *, steps: int | None = None,
                 cfg_scale: float | None = None, temperature: float | None = None,
-                generator=None) -> torch.Tensor:
+                generator=None, readout: str = "tokens") -> torch.Tensor:
         """Future token grids (B, F, h, w) int64 for past grids (B, P, h, w) and actions (B, P|F, A).
 
         steps: MaskGIT steps; temperature: 0 = argmax; None = the checkpoint's defaults.
         generator: one torch.Generator, or a list of B (row i draws from generator i only).
+        readout "mean" (factorised head): expected FSQ digits (B, F, h, w, len(levels)) float32
+        instead of tokens, for the tokenizer's `decode_digits`: blurrier frames of higher PSNR.
         cfg_scale does not apply to Masked-HWM and must be None.
         """
         if cfg_scale is not None:
@@ -81,22 +85,26 @@ class MaskedHWM(WorldModel):
         return maskgit_decode(
             lambda tokens, mask: self.transformer.future_logits(context, tokens, mask, future_actions),
             (batch, frames, *self.config.token_grid), steps, temperature, self.config.unmask_mode,
-            levels=self.levels, generator=generator, device=self.device,
+            levels=self._readout_levels(readout), generator=generator, device=self.device, readout=readout,
         )
 
     @torch.no_grad()
     def rollout(self, past_latents, past_actions, future_actions, *, steps: int | None = None,
                 cfg_scale: float | None = None, temperature: float | None = None,
-                generator=None) -> torch.Tensor:
-        """(B, H, h, w): predict one latent frame per action of future_actions (B, H, A), sliding the window."""
+                generator=None, readout: str = "tokens") -> torch.Tensor:
+        """(B, H, h, w): predict one latent frame per action of future_actions (B, H, A), sliding the window.
+
+        readout "mean": (B, H, h, w, len(levels)) expected digits, see `predict`; the window then
+        slides on the nearest tokens (the digits rounded).
+        """
         past_tokens, past_actions, _, future_actions = self._check(past_latents, past_actions, None, future_actions,
                                                                    any_future_length=True)
         predicted = []
         for step in range(future_actions.shape[1]):
             action = future_actions[:, step : step + 1]
-            next_tokens = self.predict(past_tokens, past_actions, action, steps=steps, cfg_scale=cfg_scale,
-                                       temperature=temperature, generator=generator)
-            predicted.append(next_tokens)
+            predicted.append(self.predict(past_tokens, past_actions, action, steps=steps, cfg_scale=cfg_scale,
+                                          temperature=temperature, generator=generator, readout=readout))
+            next_tokens = predicted[-1] if readout == "tokens" else digits_to_tokens(predicted[-1], self.levels)
             past_tokens = torch.cat([past_tokens[:, 1:], next_tokens], 1)
             past_actions = torch.cat([past_actions[:, 1:], action], 1)
         return torch.cat(predicted, 1)
@@ -155,6 +163,12 @@ class MaskedHWM(WorldModel):
         return model.eval()
 
     # -- input checks ----------------------------------------------------------------------
+    def _readout_levels(self, readout: str) -> list[int] | None:
+        if readout == "mean" and self.levels is None:
+            raise ValueError("readout 'mean' needs a checkpoint with a factorised head (model.factorized_head=true); "
+                             "this one has one softmax over the vocabulary")
+        return self.levels
+
     def _check(self, past_tokens, past_actions, future_tokens, future_actions, any_future_length: bool = False):
         config = self.config
         past_tokens = self._check_tokens(past_tokens, "past_latents")

@@ -192,14 +192,24 @@ class ConvTokenizer(Tokenizer):
                 outputs.append(self.fsq.codes_to_indices(self.fsq(pre.movedim(1, -1))))  # (n, h, w)
         return torch.cat(outputs).contiguous().unflatten(0, (batch, time))  # (B, T, C, h, w) | (B, T, h, w)
 
+    @property
+    def fsq_levels(self) -> list[int] | None:
+        return None if self.fsq is None else self.fsq.levels_list
+
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:
-        batch, time = latents.shape[:2]
-        flat = latents.flatten(0, 1)
+        return self._decode_codes(latents if self.fsq is None else self.fsq.indices_to_codes(latents).movedim(-1, 2))
+
+    def _decode_digits(self, digits: torch.Tensor) -> torch.Tensor:
+        return self._decode_codes(self.fsq.digits_to_codes(digits).movedim(-1, 2))
+
+    def _decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes (B, T, C, h, w): tanh latents or FSQ code points -> uint8 frames (B, T, H, W, 3)."""
+        batch, time = codes.shape[:2]
+        flat = codes.flatten(0, 1)
         frames = []
         for chunk in flat.split(self.encode_batch_frames):
-            codes = chunk if self.fsq is None else self.fsq.indices_to_codes(chunk).movedim(-1, 1)
-            with inference_autocast(codes.device):
-                images = self.decoder(codes)
+            with inference_autocast(chunk.device):
+                images = self.decoder(chunk)
             frames.append(unit_to_frames(images))  # (n, H, W, 3) uint8
         return torch.cat(frames).contiguous().unflatten(0, (batch, time))  # (B, T, H, W, 3)
 

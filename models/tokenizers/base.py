@@ -71,6 +71,30 @@ class Tokenizer(nn.Module):
             latents = check_tokens(latents, self.vocab_size, self.latent_grid).to(self.device)
         return self._decode(latents)
 
+    @torch.no_grad()
+    def decode_digits(self, digits) -> torch.Tensor:
+        """FSQ digits (B, T', h, w, d), fractional allowed -> uint8 frames (B, T, H, W, 3).
+
+        Decodes a Masked-HWM "mean" readout (expected digits) through the FSQ code grid's
+        affine map, so off-grid points decode between their neighbours.
+        """
+        levels = getattr(self, "fsq_levels", None)
+        if levels is None:
+            raise ValueError(f"{type(self).__name__} cannot decode FSQ digits (only the built-in FSQ tokenizer can); "
+                             "decode token ids with decode()")
+        digits = _as_tensor(digits, "digits")
+        expected = f"(B, T', {self.latent_grid[0]}, {self.latent_grid[1]}, {len(levels)}) floats in [0, level - 1]"
+        if not digits.is_floating_point() or digits.ndim != 5 or tuple(digits.shape[2:]) != (*self.latent_grid, len(levels)):
+            raise ValueError(f"digits must be {expected}, got {tuple(digits.shape)} {digits.dtype}")
+        digits = digits.float().to(self.device)
+        top = torch.tensor([level - 1 for level in levels], dtype=torch.float32, device=digits.device)
+        if not torch.isfinite(digits).all() or (digits < 0).any() or (digits > top).any():
+            raise ValueError(f"digits must be finite and within [0, level - 1] for levels {list(levels)}")
+        return self._decode_digits(digits)
+
+    def _decode_digits(self, digits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def _encode(self, frames: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 

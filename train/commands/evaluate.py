@@ -30,6 +30,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--cfg-scale", type=float, default=None, help="Flow-HWM guidance scale (default: checkpoint's)")
     parser.add_argument("--temperature", type=float, default=None,
                         help="Masked-HWM sampling temperature (default: checkpoint's)")
+    parser.add_argument("--readout", choices=("tokens", "mean"), default=None,
+                        help="Masked-HWM: decode sampled tokens (default) or the expected FSQ code of each token "
+                             "(mean: higher PSNR, blurrier)")
     parser.add_argument("--batch-size", type=int, default=16, help="windows per model call (default 16)")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda[:i]")
     parser.set_defaults(func=run)
@@ -59,9 +62,11 @@ def run(args: argparse.Namespace) -> int:
     config = read_config(checkpoint)
     tokenizer_dir = nested_tokenizer_dir(checkpoint)
     split_dir = evaluation_split(args.data)
+    if args.readout is not None and config.get("family") != "masked":
+        raise ValueError(f"--readout is a Masked-HWM option; {args.checkpoint} is a {config.get('family')!r} checkpoint")
     results = evaluate_world_model(
         model, tokenizer, split_dir, args.horizon, episodes=args.episodes, seed=args.seed, steps=args.steps,
-        cfg_scale=args.cfg_scale, temperature=args.temperature, batch_size=args.batch_size,
+        cfg_scale=args.cfg_scale, temperature=args.temperature, readout=args.readout, batch_size=args.batch_size,
         frame_stride=int(config.get("frame_stride", 1)), action_pooling=str(config.get("action_pooling", "mean")),
         tokenizer_dir=tokenizer_dir,
     )
