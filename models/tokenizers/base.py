@@ -84,7 +84,8 @@ class Tokenizer(nn.Module):
                              "decode token ids with decode()")
         digits = _as_tensor(digits, "digits")
         expected = f"(B, T', {self.latent_grid[0]}, {self.latent_grid[1]}, {len(levels)}) floats in [0, level - 1]"
-        if not digits.is_floating_point() or digits.ndim != 5 or tuple(digits.shape[2:]) != (*self.latent_grid, len(levels)):
+        shape = (*self.latent_grid, len(levels))
+        if not digits.is_floating_point() or digits.ndim != 5 or tuple(digits.shape[2:]) != shape:
             raise ValueError(f"digits must be {expected}, got {tuple(digits.shape)} {digits.dtype}")
         digits = digits.float().to(self.device)
         top = torch.tensor([level - 1 for level in levels], dtype=torch.float32, device=digits.device)
