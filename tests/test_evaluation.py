@@ -221,6 +221,8 @@ def test_bad_arguments_raise_clear_errors(data_dir):
     wide.action_dim = 25
     with pytest.raises(ValueError, match="action_dim=25"):
         evaluate(wide, tokenizer, split)
+    with pytest.raises(ValueError, match="readout is a Masked-HWM option"):
+        evaluate(CopyLastModel(), tokenizer, split, readout="mean")
 
 
 def test_cli_eval_model_end_to_end(data_dir, tmp_path):

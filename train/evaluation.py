@@ -120,6 +120,8 @@ def evaluate_world_model(
         raise ValueError(f"horizon must be >= 1, got {horizon}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if readout is not None and getattr(model, "family", None) != "masked":
+        raise ValueError(f"readout is a Masked-HWM option; this model's family is {getattr(model, 'family', None)!r}")
     if tokenizer.temporal_compression != 1:
         raise ValueError(
             f"the evaluation protocol needs a per-frame tokenizer (temporal_compression 1), "

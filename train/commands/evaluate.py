@@ -62,8 +62,6 @@ def run(args: argparse.Namespace) -> int:
     config = read_config(checkpoint)
     tokenizer_dir = nested_tokenizer_dir(checkpoint)
     split_dir = evaluation_split(args.data)
-    if args.readout is not None and config.get("family") != "masked":
-        raise ValueError(f"--readout is a Masked-HWM option; {args.checkpoint} is a {config.get('family')!r} checkpoint")
     results = evaluate_world_model(
         model, tokenizer, split_dir, args.horizon, episodes=args.episodes, seed=args.seed, steps=args.steps,
         cfg_scale=args.cfg_scale, temperature=args.temperature, readout=args.readout, batch_size=args.batch_size,
