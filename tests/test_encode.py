@@ -141,3 +141,42 @@ def test_decoder_only_fine_tuning_keeps_the_latents_bit_identical(dataset, tmp_p
     assert main(["train", "tokenizer", "--data", str(dataset), "--quantizer", "continuous", "--config", "tiny",
                  "--out", str(tmp_path / "bad"), "freeze_encoder=true"]) == 2
     assert "train.init_from" in capsys.readouterr().err
+
+
+def test_code_noise_moves_only_the_chosen_samples_off_the_fsq_grid():
+    from models.tokenizers.autoencoder import AutoencoderConfig, ConvTokenizer
+    from train.tokenizer_training import noisy_codes
+
+    tokenizer = ConvTokenizer(AutoencoderConfig(quantizer="fsq", pixel_shuffle=2, channels=[16, 16, 32],
+                                                res_blocks=1, bottleneck_blocks=0, norm_groups=4))
+    images = torch.rand(400, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        grid = tokenizer.bottleneck(images)
+        assert torch.allclose(noisy_codes(tokenizer, images, 0.6, 0.0), grid, atol=1e-6)
+        torch.manual_seed(0)
+        noisy = noisy_codes(tokenizer, images, 0.6, 0.5)
+    moved = (noisy - grid).abs().flatten(1).amax(1) > 1e-4
+    assert 0.4 < moved.float().mean() < 0.6  # about half the samples
+    assert noisy.min() >= -1 and noisy.max() <= 1  # clamped to the digit range
+    steps = (tokenizer.fsq.levels - 1).view(1, -1, 1, 1) / 2  # digits per code unit
+    offsets = ((noisy - grid) * steps)[moved]
+    inside = offsets[(grid[moved].abs() < 0.5)]  # away from the clamp at the ends of the range
+    assert 0.5 < float(inside.std()) < 0.7
+
+
+def test_code_noise_trains_an_fsq_decoder_and_is_refused_for_continuous(dataset, tmp_path, capsys):
+    base = tmp_path / "base"
+    assert main(["train", "tokenizer", "--data", str(dataset), "--quantizer", "fsq", "--config", "tiny",
+                 "--out", str(base), "train.steps=2", "train.batch_size=4"]) == 0, capsys.readouterr().err
+    out = tmp_path / "noisy"
+    assert main(["train", "tokenizer", "--data", str(dataset), "--quantizer", "fsq", "--config", "tiny",
+                 "--out", str(out), "train.steps=2", "train.batch_size=4", f"train.init_from={base / 'final'}",
+                 "freeze_encoder=true", "code_noise=0.6"]) == 0, capsys.readouterr().err
+    frames = np.asarray(HWMDataset(dataset / "val").frames)[None]
+    assert torch.equal(load_tokenizer(base / "final").encode(frames), load_tokenizer(out / "final").encode(frames))
+    assert main(["train", "tokenizer", "--data", str(dataset), "--quantizer", "continuous", "--config", "tiny",
+                 "--out", str(tmp_path / "bad"), "code_noise=0.6"]) == 2
+    assert "FSQ tokenizers" in capsys.readouterr().err
+    assert main(["train", "tokenizer", "--data", str(dataset), "--quantizer", "fsq", "--config", "tiny",
+                 "--out", str(tmp_path / "bad2"), "code_noise_fraction=2"]) == 2
+    assert "code_noise_fraction" in capsys.readouterr().err

@@ -41,6 +41,11 @@ class TokenizerTrainingConfig:
     # Train the decoder alone (with train.init_from): the latents stay bit-identical, so world
     # models trained on them and data sets encoded with them stay valid while decoding improves.
     freeze_encoder: bool = False
+    # FSQ only: feed the decoder, for `code_noise_fraction` of the samples, digits with Gaussian
+    # noise of std `code_noise` (in digit units) added, so it learns to decode a world model's
+    # uncertain, off-grid predictions (Masked-HWM's mean readout) to the average frame they allow.
+    code_noise: float = 0.0
+    code_noise_fraction: float = 0.5
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -57,7 +62,19 @@ class FrameDataset(torch.utils.data.Dataset):
         return {"frames": torch.from_numpy(np.array(self.split.frames[index]))}
 
 
-def reconstruction_objective(loss: ReconstructionLoss, flip_augment: bool):
+def noisy_codes(model: ConvTokenizer, images: torch.Tensor, noise: float, fraction: float) -> torch.Tensor:
+    """FSQ codes (B, d, h, w) of images, with N(0, noise) added to the digits of `fraction` of the
+    samples (clamped to the digit range; the others stay on the grid)."""
+    codes = model.bottleneck(images).movedim(1, -1)  # (B, h, w, d) grid points
+    digits = (codes + 1.0) * ((model.fsq.levels - 1) / 2.0)  # on the grid; differentiable for the encoder
+    noisy = (digits + noise * torch.randn_like(digits)).clamp(min=torch.zeros_like(model.fsq.levels),
+                                                             max=model.fsq.levels - 1)
+    chosen = torch.rand(images.shape[0], 1, 1, 1, device=images.device) < fraction
+    return model.fsq.digits_to_codes(torch.where(chosen, noisy, digits)).movedim(-1, 1)
+
+
+def reconstruction_objective(loss: ReconstructionLoss, flip_augment: bool, code_noise: float = 0.0,
+                             code_noise_fraction: float = 0.5):
     """objective(model, batch) -> (loss, {"psnr": dB}) for the Trainer."""
 
     def objective(model: ConvTokenizer, batch: dict[str, torch.Tensor]):
@@ -65,7 +82,10 @@ def reconstruction_objective(loss: ReconstructionLoss, flip_augment: bool):
         if flip_augment and model.training:
             flip = torch.rand(images.shape[0], device=images.device) < 0.5
             images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-        reconstruction = model(images).float()
+        if code_noise > 0 and model.training:
+            reconstruction = model.decoder(noisy_codes(model, images, code_noise, code_noise_fraction)).float()
+        else:
+            reconstruction = model(images).float()
         error = reconstruction - images
         total = loss.l1 * error.abs().mean()
         if loss.mse:
@@ -111,13 +131,19 @@ def train_tokenizer(data_dir: str | os.PathLike, quantizer: str, config: str | o
             raise ValueError("freeze_encoder=true needs train.init_from=CHECKPOINT "
                              "(a random encoder frozen is useless)")
         model.encoder.requires_grad_(False)  # the Trainer optimises only parameters that require grad
+    if settings.code_noise < 0 or not 0.0 <= settings.code_noise_fraction <= 1.0:
+        raise ValueError(f"code_noise must be >= 0 and code_noise_fraction in [0, 1], got {settings.code_noise} "
+                         f"and {settings.code_noise_fraction}")
+    if settings.code_noise > 0 and model.fsq is None:
+        raise ValueError("code_noise applies to FSQ tokenizers (--quantizer fsq) only")
     out_dir = Path(out_dir or f"runs/tokenizer-{quantizer}")
     val_text = f", {len(val_split)} validation frames" if val_split is not None else ""
     print(f"tokenizer ({quantizer}): {model.num_parameters() / 1e6:.2f} M parameters, {height}x{width} -> "
           f"{model.latent_grid[0]}x{model.latent_grid[1]}; {len(train_split)} training frames{val_text}; -> {out_dir}"
           + ("; encoder frozen" if settings.freeze_encoder else ""))
     trainer = Trainer(
-        settings.train, model, reconstruction_objective(settings.loss, settings.flip_augment),
+        settings.train, model,
+        reconstruction_objective(settings.loss, settings.flip_augment, settings.code_noise, settings.code_noise_fraction),
         FrameDataset(train_split), out_dir, model.checkpoint_config(),
         val_data=FrameDataset(val_split) if val_split is not None else None,
     )
