@@ -192,7 +192,8 @@ def maskgit_decode(
     if readout not in READOUTS:
         raise ValueError(f"readout must be one of {list(READOUTS)}, got {readout!r}")
     if readout == "mean" and levels is None:
-        raise ValueError("readout 'mean' needs a factorised head (one softmax per FSQ digit)")
+        raise ValueError("readout 'mean' needs a factorised head (one softmax per FSQ digit, "
+                         "model.factorized_head=true); this model has one softmax over the vocabulary")
     batch = shape[0]
     num_tokens = math.prod(shape[1:])
     steps = max(1, min(steps, num_tokens))

@@ -85,7 +85,7 @@ class MaskedHWM(WorldModel):
         return maskgit_decode(
             lambda tokens, mask: self.transformer.future_logits(context, tokens, mask, future_actions),
             (batch, frames, *self.config.token_grid), steps, temperature, self.config.unmask_mode,
-            levels=self._readout_levels(readout), generator=generator, device=self.device, readout=readout,
+            levels=self.levels, generator=generator, device=self.device, readout=readout,
         )
 
     @torch.no_grad()
@@ -163,12 +163,6 @@ class MaskedHWM(WorldModel):
         return model.eval()
 
     # -- input checks ----------------------------------------------------------------------
-    def _readout_levels(self, readout: str) -> list[int] | None:
-        if readout == "mean" and self.levels is None:
-            raise ValueError("readout 'mean' needs a checkpoint with a factorised head (model.factorized_head=true); "
-                             "this one has one softmax over the vocabulary")
-        return self.levels
-
     def _check(self, past_tokens, past_actions, future_tokens, future_actions, any_future_length: bool = False):
         config = self.config
         past_tokens = self._check_tokens(past_tokens, "past_latents")
