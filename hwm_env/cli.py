@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "train.commands.export",
     "train.commands.flow",
     "train.commands.masked",
+    "train.commands.readout",
     "hwm_env.commands",
     "planners.commands",
     "train.commands.policy",

@@ -1,0 +1,86 @@
+"""`hwm train readout-decoder`: a Masked-HWM's decoder fitted to its mean readouts, tokens unchanged."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from test_masked import write_token_dataset
+
+
+@pytest.fixture(scope="module")
+def masked_run(tmp_path_factory):
+    """A tiny factorised-head Masked-HWM trained 4 steps on a tiny token data set."""
+    from hwm_env.cli import main
+
+    root = tmp_path_factory.mktemp("readout")
+    write_token_dataset(root / "data")
+    assert main(["train", "masked", "--data", str(root / "data"), "--config", "tiny", "--out", str(root / "masked"),
+                 "train.steps=4", "train.batch_size=4", "train.val_every=0", "train.save_every=4",
+                 "model.factorized_head=true"]) == 0
+    return root
+
+
+def test_readouts_line_up_with_the_frames_they_predict(masked_run):
+    from models.loading import load_world_model
+    from train.data.hwm_format import HWMDataset
+    from train.data.windows import WindowDataset
+    from train.readout_decoder import mean_readouts
+
+    model = load_world_model(masked_run / "masked" / "final")
+    split = HWMDataset(masked_run / "data" / "val")
+    digits, frames = mean_readouts(model, split, stride=2, batch_size=3, steps=1)  # 1 step: deterministic
+    windows = WindowDataset(split, num_past=2, num_future=1, source="tokens")
+    assert digits.shape == (len(range(0, len(windows), 2)), 4, 4, 2) and digits.dtype == np.float16
+    for row, index in enumerate(range(0, len(windows), 2)):
+        window = windows[index]
+        assert np.array_equal(np.asarray(split.tokens[frames[row]]), window["future_tokens"][0].numpy())
+        expected = model.predict(window["past_tokens"][None], window["past_actions"][None],
+                                 window["future_actions"][None], steps=1, readout="mean")[0, 0]
+        torch.testing.assert_close(torch.from_numpy(digits[row].astype(np.float32)), expected, atol=2e-3, rtol=0)
+
+
+def test_cli_fits_the_decoder_and_keeps_the_tokens(masked_run, capsys):
+    from hwm_env.cli import main
+    from models.checkpoint import load_checkpoint
+    from models.tokenizers import load_tokenizer
+
+    out = masked_run / "rd"
+    assert main(["train", "readout-decoder", "--checkpoint", str(masked_run / "masked" / "final"),
+                 "--data", str(masked_run / "data"), "--out", str(out), "--config", "tiny",
+                 "train.steps=30", "train.lr=3e-3", "train.val_every=10"]) == 0
+    assert "hwm eval model" in capsys.readouterr().out
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in records if "val_psnr_readout" in r]
+    assert len(val) == 3 and val[-1]["val_psnr_readout"] > val[0]["val_psnr_readout"]  # the readout decodes nearer the frames
+    assert all(np.isfinite(r["val_psnr_tokens"]) for r in val)
+
+    # the world model is copied unchanged; the tokenizer's encoder is frozen, its decoder moved
+    model_state, model_config = load_checkpoint(out / "world_model")
+    old_state, old_config = load_checkpoint(masked_run / "masked" / "final")
+    assert model_config == old_config and all(torch.equal(model_state[k], old_state[k]) for k in old_state)
+    new, old = load_tokenizer(out / "world_model" / "tokenizer"), load_tokenizer(masked_run / "masked" / "final" / "tokenizer")
+    assert all(torch.equal(a, b) for a, b in zip(new.encoder.state_dict().values(), old.encoder.state_dict().values()))
+    assert not all(torch.equal(a, b) for a, b in zip(new.decoder.state_dict().values(), old.decoder.state_dict().values()))
+    frames = torch.from_numpy(np.array(np.memmap(masked_run / "data" / "val" / "frames.bin", np.uint8, "r")
+                                       .reshape(-1, 1, 16, 16, 3)[:8]))
+    assert torch.equal(new.encode(frames), old.encode(frames))
+
+
+def test_bad_input_is_refused_with_the_reason(masked_run, tmp_path):
+    from hwm_env.cli import main
+    from train.readout_decoder import train_readout_decoder
+
+    final = masked_run / "masked" / "final"
+    with pytest.raises(ValueError, match="prediction_fraction must be in"):
+        train_readout_decoder(final, masked_run / "data", tmp_path / "a", "tiny", ["prediction_fraction=1.5"])
+    with pytest.raises(ValueError, match="window_stride"):
+        train_readout_decoder(final, masked_run / "data", tmp_path / "b", "tiny", ["window_stride=0"])
+    plain = tmp_path / "plain"
+    assert main(["train", "masked", "--data", str(masked_run / "data"), "--config", "tiny", "--out", str(plain),
+                 "train.steps=1", "train.batch_size=4", "train.val_every=0", "model.factorized_head=false"]) == 0
+    with pytest.raises(ValueError, match="factorised head"):
+        train_readout_decoder(plain / "final", masked_run / "data", tmp_path / "c", "tiny")
+    write_token_dataset(tmp_path / "untokenized", with_tokens=False)
+    with pytest.raises(ValueError, match="hwm data encode"):
+        train_readout_decoder(final, tmp_path / "untokenized", tmp_path / "d", "tiny")
