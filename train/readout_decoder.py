@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from models.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
-from models.loading import load_world_model, nested_tokenizer_dir
+from models.checkpoint import load_checkpoint, save_checkpoint
+from models.loading import load_world_model_and_tokenizer, nested_tokenizer_dir
 from models.masked import MaskedHWM
 from models.tokenizers.autoencoder import ConvTokenizer, psnr_of_images
 from models.tokenizers.base import frames_to_unit
@@ -118,16 +118,14 @@ def train_readout_decoder(checkpoint: str | os.PathLike, data_dir: str | os.Path
     if settings.window_stride < 1 or settings.predict_batch_size < 1:
         raise ValueError(f"window_stride and predict_batch_size must be >= 1, got {settings.window_stride} "
                          f"and {settings.predict_batch_size}")
-    model = load_world_model(checkpoint)
+    model_dir, model, tokenizer = load_world_model_and_tokenizer(checkpoint)
     if not isinstance(model, MaskedHWM) or not model.config.factorized_head:
         raise ValueError(f"{checkpoint}: a readout decoder needs a Masked-HWM with a factorised head "
                          "(model.factorized_head=true), whose mean readout it decodes")
-    model_dir = resolve_checkpoint(checkpoint)
     tokenizer_dir = nested_tokenizer_dir(model_dir)
-    tokenizer = ConvTokenizer.from_checkpoint(tokenizer_dir)
-    if tokenizer.fsq is None or tokenizer.fsq_levels != model.config.fsq_levels:
+    if not isinstance(tokenizer, ConvTokenizer) or tokenizer.fsq_levels != model.config.fsq_levels:
         raise ValueError(f"{tokenizer_dir}: expected an FSQ tokenizer with levels {model.config.fsq_levels} "
-                         f"(the model's), got {tokenizer.fsq_levels}")
+                         f"(the model's), got {getattr(tokenizer, 'fsq_levels', None)}")
     train_split, val_split = open_training_splits(data_dir)
     for split in (train_split, val_split):
         if split is not None and split.tokens is None:
@@ -136,6 +134,7 @@ def train_readout_decoder(checkpoint: str | os.PathLike, data_dir: str | os.Path
     datasets = {}
     for name, split in (("train", train_split), ("val", val_split)):
         if split is not None:
+            # validation only tracks progress: a quarter of its windows at most is plenty
             stride = settings.window_stride if name == "train" else max(settings.window_stride, 4)
             datasets[name] = ReadoutDataset(split, *mean_readouts(model, split, stride, settings.predict_batch_size))
     tokenizer.encoder.requires_grad_(False)  # tokens stay bit-identical
