@@ -18,6 +18,7 @@ from typing import Any
 
 from models.atomic import atomic_write_text
 from models.masked.st_transformer import MaskedConfig
+from train.pixel_loss import PixelLossConfig
 from train.trainer import TrainConfig
 
 FAMILY = "masked"
@@ -34,11 +35,12 @@ class MaskedDataConfig:
 
 @dataclass
 class MaskedTrainingConfig:
-    """One YAML preset: `model` (MaskedConfig), `train` (TrainConfig), `data`."""
+    """One YAML preset: `model` (MaskedConfig), `train` (TrainConfig), `data`, `pixel` (PixelLossConfig)."""
 
     model: MaskedConfig = field(default_factory=MaskedConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: MaskedDataConfig = field(default_factory=MaskedDataConfig)
+    pixel: PixelLossConfig = field(default_factory=PixelLossConfig)
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -183,11 +185,28 @@ def train_masked(args: argparse.Namespace) -> int:
         extra_files["tokenizer"] = source["tokenizer_dir"]
     else:
         checkpoint_config["tokenizer"] = None  # 1X Cosmos tokens: the user's DV weights decode them
-    trainer = Trainer(config.train, model, masked_objective, train_data, out_dir, checkpoint_config,
+    objective = masked_objective
+    if config.pixel.weight != 0:
+        objective, train_data, val_data = _with_pixel_loss(config, model_config, source, train_data, val_data)
+        extra_files["tokenizer"] = config.pixel.tokenizer or source["tokenizer_dir"]  # the decoder it was taught for
+        checkpoint_config["pixel"] = dataclasses.asdict(config.pixel)
+    trainer = Trainer(config.train, model, objective, train_data, out_dir, checkpoint_config,
                       val_data=val_data, extra_files=extra_files)
     final = trainer.fit()
     print(f"final checkpoint: {final}")
     return 0
+
+
+def _with_pixel_loss(config, model_config, source, train_data, val_data):
+    """(objective, train windows, val windows) of a pixel-loss run (train/pixel_loss.py)."""
+    from train.pixel_loss import WindowsWithFrames, load_pixel_tokenizer, pixel_objective
+
+    if not model_config.factorized_head:
+        raise ValueError("pixel.weight > 0 decodes the mean readout of a factorised head; set model.factorized_head=true")
+    tokenizer = load_pixel_tokenizer(config.pixel.tokenizer, source["tokenizer_dir"], model_config.fsq_levels)
+    print(f"pixel loss: {config.pixel.weight} x MSE of the decoded one-step mean readout "
+          f"(decoder of {config.pixel.tokenizer or source['tokenizer_dir']}, frozen)")
+    return pixel_objective(tokenizer, config.pixel.weight), WindowsWithFrames(train_data), WindowsWithFrames(val_data)
 
 
 # --- hwm eval tokens ----------------------------------------------------------------------
