@@ -54,13 +54,17 @@ def sensitivity(checkpoint: str, data: str, episodes: int, seed: int, steps: int
         "all_swapped": (context, other(past_actions), other(future_actions)),
         "still_history": (still, past_actions, future_actions),
     }
+    readout = getattr(model.config, "readout", None)  # Masked-HWM: the frames its checkpoint shows
+    options = {} if readout is None else {"readout": readout}
+    decode = tokenizer.decode_digits if readout == "mean" else tokenizer.decode
     psnr = {}
     for name in CONDITIONS:
         latents, past, future = inputs[name]
-        predicted = model.rollout(latents, past, future, steps=steps, generator=torch.Generator().manual_seed(seed))
-        psnr[name] = float(metrics.psnr(tokenizer.decode(predicted)[:, 0], truth).mean())
+        predicted = model.rollout(latents, past, future, steps=steps, generator=torch.Generator().manual_seed(seed),
+                                  **options)
+        psnr[name] = float(metrics.psnr(decode(predicted)[:, 0], truth).mean())
     psnr["copy_last"] = float(metrics.psnr(past_frames[:, -1], truth).mean())
-    return {"checkpoint": checkpoint, "episodes": len(items), "steps": steps, "psnr": psnr,
+    return {"checkpoint": checkpoint, "episodes": len(items), "steps": steps, "readout": readout, "psnr": psnr,
             "drop": {name: psnr["true"] - psnr[name] for name in CONDITIONS[1:]}}
 
 

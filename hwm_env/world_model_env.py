@@ -92,6 +92,11 @@ class WorldModelRunner:
                 "feed one action per latent frame (train with action_pooling='mean')"
             )
         self.sampler_kwargs = {"steps": steps, "cfg_scale": cfg_scale, "temperature": temperature}
+        # A Masked-HWM whose checkpoint reads out each token's expected FSQ digits shows those, decoded;
+        # its window slides on the nearest tokens (as in `MaskedHWM.rollout`).
+        self.mean_readout = getattr(self.model.config, "readout", "tokens") == "mean"
+        if self.mean_readout:
+            self.sampler_kwargs["readout"] = "mean"
         # Whether `model.predict(generator=[g_0, ..., g_N-1])` draws row i's noise from g_i only;
         # found out on the first batched call (then batched steps equal single-env steps).
         self.per_sample_generators = True
@@ -203,7 +208,8 @@ class WorldModelRunner:
         return latents.float().clamp(low, high)  # a sampled latent can overshoot the tokenizer's range
 
     def predict_next(self, past_latents, past_actions, actions, seeds: Sequence[int]):
-        """One batched model call: (N, P, ...) latents, (N, P, A) and (N, A) actions -> next latents (N, ...).
+        """One batched model call: (N, P, ...) latents, (N, P, A) and (N, A) actions -> (next latents (N, ...),
+        what `decode` draws of them: the latents, or a mean readout's digits).
 
         Each env's sampling noise comes from its own generator (one per seed), so env i's
         prediction does not depend on which other envs share the batch.
@@ -236,12 +242,18 @@ class WorldModelRunner:
         if len(generators) > 1 and not self.per_sample_generators:
             batch_seed = int(np.random.SeedSequence([int(seed) for seed in seeds]).generate_state(2, np.uint64)[0] >> 1)
             future = call(torch.Generator(device=self.device).manual_seed(batch_seed))
-        return self.clamp_latents(future[:, 0])  # (N, 1, ...) -> (N, ...)
+        if self.mean_readout:  # (N, 1, h, w, digits): slide on the nearest tokens, show the digits
+            from models.masked.maskgit import digits_to_tokens
 
-    def decode(self, latents) -> np.ndarray:
-        """Latents (N, ...) -> uint8 frames (N, H, W, 3)."""
-        frames = self.tokenizer.decode(latents[:, None])  # (N, 1, H, W, 3)
-        return frames[:, 0].cpu().numpy()
+            return self.clamp_latents(digits_to_tokens(future[:, 0], self.model.levels)), future[:, 0]
+        latents = self.clamp_latents(future[:, 0])  # (N, 1, ...) -> (N, ...)
+        return latents, latents
+
+    def decode(self, view) -> np.ndarray:
+        """Latents (N, ...), or a mean readout's FSQ digits (N, h, w, d) float -> uint8 frames (N, H, W, 3)."""
+        if self.kind != "continuous" and view.is_floating_point():
+            return self.tokenizer.decode_digits(view[:, None])[:, 0].cpu().numpy()
+        return self.tokenizer.decode(view[:, None])[:, 0].cpu().numpy()  # (N, 1, H, W, 3) -> (N, H, W, 3)
 
     def goal_distance(self, latents, goal_latents):
         """Mean squared latent distance per env, (N, ...) x (N, ...) -> (N,).
@@ -297,6 +309,11 @@ class ImaginationBatch:
         self.has_goal = np.zeros(num_envs, dtype=bool)
         self.frames = np.zeros((num_envs, height, width, 3), dtype=np.uint8)  # last frame of each env
         self.frame_is_current = np.zeros(num_envs, dtype=bool)  # False in latent mode until rendered
+        # what a stale frame is decoded from: the last latent, or the mean readout's digits of it
+        self.last_view = None
+        if runner.mean_readout:
+            digits = len(runner.model.levels)
+            self.last_view = torch.zeros((num_envs, *runner.latent_shape, digits), dtype=torch.float32, device=device)
         self.elapsed_steps = np.zeros(num_envs, dtype=np.int64)
         self.is_reset = np.zeros(num_envs, dtype=bool)
 
@@ -377,16 +394,18 @@ class ImaginationBatch:
         index = torch.tensor(indices, device=runner.device)
         past_latents, past_actions = self.past_latents[index], self.past_actions[index]
         action_tensor = torch.from_numpy(actions).to(runner.device)
-        next_latents = runner.predict_next(past_latents, past_actions, action_tensor, seeds)  # (n, ...)
+        next_latents, next_view = runner.predict_next(past_latents, past_actions, action_tensor, seeds)  # (n, ...)
         # Slide the window: drop the oldest latent and its action, append the new ones.
         self.past_latents[index] = torch.cat([past_latents[:, 1:], next_latents[:, None]], dim=1)
         self.past_actions[index] = torch.cat([past_actions[:, 1:], action_tensor[:, None]], dim=1)
         self.elapsed_steps[indices] += 1
         if self.needs_frames:
-            self.frames[indices] = runner.decode(next_latents)
+            self.frames[indices] = runner.decode(next_view)
             self.frame_is_current[indices] = True
         else:
             self.frame_is_current[indices] = False
+            if self.last_view is not None:
+                self.last_view[index] = next_view
         return self._rewards(indices, next_latents, actions)
 
     def _rewards(self, indices: list[int], next_latents, actions: np.ndarray) -> list[float]:
@@ -419,7 +438,8 @@ class ImaginationBatch:
         stale = [i for i in indices if not self.frame_is_current[i]]
         if stale:
             stale_index = torch.tensor(stale, device=self.runner.device)
-            self.frames[stale] = self.runner.decode(self.past_latents[stale_index, -1])
+            views = self.past_latents[stale_index, -1] if self.last_view is None else self.last_view[stale_index]
+            self.frames[stale] = self.runner.decode(views)
             self.frame_is_current[stale] = True
         return self.frames[indices].copy()
 

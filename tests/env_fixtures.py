@@ -47,7 +47,8 @@ def build_flow_checkpoint(directory: Path) -> Path:
                            extra_files={"tokenizer": tokenizer_dir})
 
 
-def build_masked_checkpoint(directory: Path) -> Path:
+def build_masked_checkpoint(directory: Path, readout: str = "tokens") -> Path:
+    """readout "mean": a factorised head whose checkpoint shows each token's expected FSQ digits."""
     from models.checkpoint import save_checkpoint
     from models.masked import MaskedConfig, MaskedHWM
 
@@ -56,7 +57,7 @@ def build_masked_checkpoint(directory: Path) -> Path:
     config = MaskedConfig(
         vocab_size=16, token_grid=[8, 8], fsq_levels=FSQ_LEVELS, num_past=NUM_PAST, num_future=1,
         action_dim=ACTION_DIM, width=32, depth=1, num_heads=2, unshared_blocks=1, num_sampling_steps=2,
-        temperature=1.0, unmask_mode="random",
+        temperature=1.0, unmask_mode="random", factorized_head=readout == "mean", readout=readout,
     )
     model = MaskedHWM(config)
     return save_checkpoint(directory, model.state_dict(), model.checkpoint_config(fps=15),

@@ -261,6 +261,17 @@ def test_cli_eval_model_end_to_end(data_dir, tmp_path):
     mean_results = json.loads(mean_out.read_text())
     assert mean_results["readout"] == "mean" and all(np.isfinite(mean_results["psnr"]))
     assert mean_results["recon_psnr"] == pytest.approx(results["recon_psnr"][:2])
+    assert results["readout"] == "tokens"  # the checkpoint's default
+    # a checkpoint whose model.readout is "mean" is evaluated that way unless told otherwise
+    shown_mean = save_checkpoint(tmp_path / "masked-mean", model.state_dict(),
+                                 {**model.checkpoint_config(), "model": {**model.checkpoint_config()["model"],
+                                                                         "readout": "mean"}},
+                                 {"tokenizer": tokenizer_dir})
+    default_out = tmp_path / "results" / "eval_default.json"
+    assert main(["eval", "model", "--checkpoint", str(shown_mean), "--data", str(data_dir), "--horizon", "2",
+                 "--json", str(default_out), "--episodes", "3", "--steps", "1", "--device", "cpu"]) == 0
+    default_results = json.loads(default_out.read_text())
+    assert default_results["readout"] == "mean" and default_results["psnr"] == pytest.approx(mean_results["psnr"])
     # Masked-HWM has no guidance: the CLI error names the argument
     code = main(["eval", "model", "--checkpoint", str(checkpoint), "--data", str(data_dir), "--horizon", "1",
                  "--json", str(out), "--cfg-scale", "2", "--device", "cpu"])

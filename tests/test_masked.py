@@ -366,6 +366,12 @@ def test_mean_readout_is_the_expected_digit_and_rolls_on_the_nearest_tokens():
                                                               x["future_actions"], readout="mean")
     with pytest.raises(ValueError, match="readout must be one of"):
         model.predict(x["past_tokens"], x["past_actions"], x["future_actions"], readout="median")
+    # the checkpoint's default readout (what hwm eval model and the envs show) is checked when built
+    with pytest.raises(ValueError, match="MaskedConfig.readout"):
+        MaskedHWM(MaskedConfig(vocab_size=16, fsq_levels=[4, 4], readout="mean", width=32, depth=1, num_heads=2))
+    with pytest.raises(ValueError, match="MaskedConfig.readout"):
+        MaskedHWM(MaskedConfig(vocab_size=16, fsq_levels=[4, 4], factorized_head=True, readout="median", width=32,
+                               depth=1, num_heads=2))
 
 
 # --- bad input ----------------------------------------------------------------------------

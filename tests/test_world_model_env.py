@@ -164,6 +164,32 @@ def test_context_from_options_and_goal_reward(checkpoints):
     env.close()
 
 
+def test_a_mean_readout_checkpoint_shows_its_expected_digits_and_slides_on_the_nearest_tokens(tmp_path):
+    from env_fixtures import build_masked_checkpoint
+    from models.masked.maskgit import digits_to_tokens
+
+    checkpoint = build_masked_checkpoint(tmp_path / "masked-mean", readout="mean")
+    context = {"frames": np.random.default_rng(0).integers(0, 256, (NUM_PAST, 64, 64, 3), dtype=np.uint8),
+               "actions": actions_for(1, NUM_PAST)}
+    action = actions_for(2, 1)[0]
+    rgb = HWMEnv(checkpoint=checkpoint, steps=1)  # one MaskGIT step: every token's expectation, no sampling
+    rgb.reset(seed=0, options=context)
+    frame, *_, info = rgb.step(action)
+    runner = rgb.runner
+    past = runner.tokenizer.encode(context["frames"][None])
+    digits = runner.model.predict(past, torch.from_numpy(context["actions"])[None], torch.from_numpy(action)[None, None],
+                                  steps=1, readout="mean")
+    np.testing.assert_array_equal(frame, runner.tokenizer.decode_digits(digits)[0, 0].numpy())
+    np.testing.assert_array_equal(info["latent"], digits_to_tokens(digits, runner.model.levels)[0, 0].numpy())
+    latent = HWMEnv(checkpoint=checkpoint, obs_mode="latent", steps=1, render_mode="rgb_array")  # decoded on demand
+    latent.reset(seed=0, options=context)
+    tokens, *_ = latent.step(action)
+    np.testing.assert_array_equal(tokens, info["latent"])
+    np.testing.assert_array_equal(latent.render(), frame)
+    rgb.close()
+    latent.close()
+
+
 def test_goal_reward_for_tokens_uses_fsq_codes(checkpoints):
     env = HWMEnv(checkpoint=checkpoints["masked"], obs_mode="latent")
     goal = np.full((64, 64, 3), 40, np.uint8)

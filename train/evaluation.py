@@ -108,7 +108,7 @@ def evaluate_world_model(
     `model` implements the common world-model API (`num_past`, `rollout`); `tokenizer` the
     common tokenizer interface (per frame: temporal_compression 1); `split` is a split with
     raw frames (an `HWMDataset`, a 1X raw split, or a path to one). `readout` ("tokens" or
-    "mean") is Masked-HWM's (see `MaskedHWM.predict`); None leaves the model's own default.
+    "mean") is Masked-HWM's (see `MaskedHWM.predict`); None means the checkpoint's `model.readout`.
     """
     from tqdm.auto import tqdm
 
@@ -122,6 +122,8 @@ def evaluate_world_model(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if readout is not None and getattr(model, "family", None) != "masked":
         raise ValueError(f"readout is a Masked-HWM option; this model's family is {getattr(model, 'family', None)!r}")
+    if readout is None and getattr(model, "family", None) == "masked":
+        readout = getattr(model.config, "readout", "tokens")
     if tokenizer.temporal_compression != 1:
         raise ValueError(
             f"the evaluation protocol needs a per-frame tokenizer (temporal_compression 1), "

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from models.blocks import MLP, AdaLNModulation, SelfAttention, apply_rotation, grid_positions, rope_angles, rope_rotation, split_head_dim
-from models.masked.maskgit import token_digits
+from models.masked.maskgit import READOUTS, token_digits
 
 VARIANTS = ("base", "modality", "full")
 UNMASK_MODES = ("confidence", "random")
@@ -89,6 +89,9 @@ class MaskedConfig:
     num_sampling_steps: int = 4
     temperature: float = 0.0  # 0 = argmax
     unmask_mode: str = "random"  # which tokens to commit each step: "random" or "confidence"
+    # The frames `hwm eval model` and the envs show: "tokens" (the predicted tokens, decoded) or "mean"
+    # (each token's expected FSQ digits, decoded; factorised head). predict() returns tokens unless asked.
+    readout: str = "tokens"
 
     def validate(self) -> None:
         """Raise ValueError naming the field; called when a model is built (not on load, so
@@ -100,6 +103,11 @@ class MaskedConfig:
             fail("variant", f"one of {list(VARIANTS)}", self.variant)
         if self.unmask_mode not in UNMASK_MODES:
             fail("unmask_mode", f"one of {list(UNMASK_MODES)}", self.unmask_mode)
+        if self.readout not in READOUTS:
+            fail("readout", f"one of {list(READOUTS)}", self.readout)
+        if self.readout == "mean" and not self.factorized_head:
+            fail("readout", "'tokens' unless factorized_head (the mean readout needs one softmax per FSQ digit)",
+                 self.readout)
         if len(self.token_grid) != 2 or min(self.token_grid) < 1:
             fail("token_grid", "[h, w] with positive sizes", self.token_grid)
         for name in ("vocab_size", "num_past", "num_future", "action_dim", "width", "depth", "num_heads",

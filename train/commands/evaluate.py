@@ -31,8 +31,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--temperature", type=float, default=None,
                         help="Masked-HWM sampling temperature (default: checkpoint's)")
     parser.add_argument("--readout", choices=("tokens", "mean"), default=None,
-                        help="Masked-HWM: decode sampled tokens (default) or the expected FSQ code of each token "
-                             "(mean: higher PSNR, blurrier)")
+                        help="Masked-HWM: decode the predicted tokens or each token's expected FSQ code "
+                             "(mean: higher PSNR, blurrier); default: the checkpoint's model.readout")
     parser.add_argument("--batch-size", type=int, default=16, help="windows per model call (default 16)")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda[:i]")
     parser.set_defaults(func=run)
