@@ -134,18 +134,40 @@ def load_state_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tenso
 
 
 def export_checkpoint(source: str | os.PathLike, destination: str | os.PathLike,
-                      dtype: torch.dtype = torch.float16, min_numel: int = 1024) -> Path:
+                      dtype: torch.dtype = torch.float16, min_numel: int = 1024,
+                      settings: dict[str, Any] | None = None) -> Path:
     """Copy a checkpoint (and its nested checkpoints, e.g. `tokenizer/`) with large float
     tensors stored as `dtype`, to ship small files; loading casts back to the model's dtype.
 
     Only tensors with at least `min_numel` elements (weight matrices, embeddings) are cast;
     norms, biases and statistics buffers stay float32, where rounding would cost accuracy.
+    `settings` ({"model.readout": "mean"}) replace existing config.json entries, e.g. decoding
+    defaults chosen by measurement after training; a world model must still build with them.
     """
     source = resolve_checkpoint(source)
     destination = Path(destination)
     with atomic_directory_write(destination) as tmp:
         _export_folder(source, tmp, dtype, min_numel)
+        if settings:
+            _apply_settings(tmp, settings)
     return destination
+
+
+def _apply_settings(folder: Path, settings: dict[str, Any]) -> None:
+    from models.loading import WORLD_MODEL_FAMILIES, load_world_model
+
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    for key, value in settings.items():
+        *parents, name = key.split(".")
+        node = config
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or name not in node:
+            raise ValueError(f"{key}: not an entry of {CONFIG_FILE}; only existing entries can be set")
+        node[name] = value
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))  # inside the atomic copy
+    if config.get("family") in WORLD_MODEL_FAMILIES:
+        load_world_model(folder)  # a value the model refuses fails here, before the copy is swapped in
 
 
 def _export_folder(source: Path, target: Path, dtype: torch.dtype, min_numel: int) -> None:

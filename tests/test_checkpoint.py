@@ -70,3 +70,22 @@ def test_float16_export_is_smaller_and_loads_back_close(tmp_path):
     assert json.loads((tmp_path / "small" / "config.json").read_text())["family"] == "flow"
     size = lambda p: sum(f.stat().st_size for f in p.rglob("*.safetensors"))
     assert size(tmp_path / "small") < 0.6 * size(tmp_path / "ck")
+
+
+def test_export_sets_decoding_defaults_and_refuses_what_the_model_refuses(tmp_path, capsys):
+    from env_fixtures import build_masked_checkpoint
+    from hwm_env.cli import main
+    from models.loading import load_world_model
+
+    source = build_masked_checkpoint(tmp_path / "masked")  # a full softmax head
+    assert main(["model", "export", "--checkpoint", str(source), "--out", str(tmp_path / "one-step"),
+                 "--set", "model.num_sampling_steps=1", "--set", "model.temperature=0.5"]) == 0
+    model = load_world_model(tmp_path / "one-step")
+    assert model.config.num_sampling_steps == 1 and model.config.temperature == 0.5
+    assert main(["model", "export", "--checkpoint", str(source), "--out", str(tmp_path / "mean"),
+                 "--set", "model.readout=mean"]) == 2  # the mean readout needs a factorised head
+    assert "MaskedConfig.readout" in capsys.readouterr().err
+    assert main(["model", "export", "--checkpoint", str(source), "--out", str(tmp_path / "typo"),
+                 "--set", "model.readuot=mean"]) == 2
+    assert "only existing entries can be set" in capsys.readouterr().err
+    assert not (tmp_path / "mean").exists() and not (tmp_path / "typo").exists()
