@@ -73,7 +73,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--readout", choices=("tokens", "mean"), default=None,
-                        help="Masked-HWM: decode sampled tokens or expected FSQ codes (default: tokens)")
+                        help="Masked-HWM: decode sampled tokens or expected FSQ codes "
+                             "(default: the checkpoint's model.readout)")
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args()
     if args.horizon < 8:
