@@ -157,17 +157,21 @@ def _apply_settings(folder: Path, settings: dict[str, Any]) -> None:
     from models.loading import WORLD_MODEL_FAMILIES, load_world_model
 
     config = json.loads((folder / CONFIG_FILE).read_text())
+    world_model = config.get("family") in WORLD_MODEL_FAMILIES
     for key, value in settings.items():
         *parents, name = key.split(".")
         node = config
         for part in parents:
             node = node.get(part) if isinstance(node, dict) else None
-        if not isinstance(node, dict) or name not in node:
-            raise ValueError(f"{key}: not an entry of {CONFIG_FILE}; only existing entries can be set")
+        # a world model's own config may gain a field newer than the checkpoint; loading checks its name
+        new_model_field = world_model and parents == ["model"] and isinstance(node, dict)
+        if not isinstance(node, dict) or (name not in node and not new_model_field):
+            raise ValueError(f"{key}: not an entry of {CONFIG_FILE}; only existing entries (and a world model's "
+                             "model.* fields) can be set")
         node[name] = value
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))  # inside the atomic copy
-    if config.get("family") in WORLD_MODEL_FAMILIES:
-        load_world_model(folder)  # a value the model refuses fails here, before the copy is swapped in
+    if world_model:
+        load_world_model(folder)  # an unknown field or a value the model refuses fails here, before the swap
 
 
 def _export_folder(source: Path, target: Path, dtype: torch.dtype, min_numel: int) -> None:

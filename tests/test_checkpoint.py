@@ -87,5 +87,16 @@ def test_export_sets_decoding_defaults_and_refuses_what_the_model_refuses(tmp_pa
     assert "MaskedConfig.readout" in capsys.readouterr().err
     assert main(["model", "export", "--checkpoint", str(source), "--out", str(tmp_path / "typo"),
                  "--set", "model.readuot=mean"]) == 2
-    assert "only existing entries can be set" in capsys.readouterr().err
-    assert not (tmp_path / "mean").exists() and not (tmp_path / "typo").exists()
+    assert "unknown Masked-HWM config keys ['readuot']" in capsys.readouterr().err
+    assert main(["model", "export", "--checkpoint", str(source), "--out", str(tmp_path / "other"),
+                 "--set", "modle.readout=mean"]) == 2
+    assert "only existing entries" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in ("mean", "typo", "other"))
+    # a checkpoint written before a field existed can be given it (the model's schema decides)
+    config_path = tmp_path / "one-step" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["model"]["readout"]
+    config_path.write_text(json.dumps(config))
+    assert main(["model", "export", "--checkpoint", str(tmp_path / "one-step"), "--out", str(tmp_path / "older"),
+                 "--set", "model.readout=tokens"]) == 0
+    assert load_world_model(tmp_path / "older").config.readout == "tokens"
