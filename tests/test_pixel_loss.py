@@ -17,7 +17,7 @@ def data(tmp_path_factory):
     return root / "data"
 
 
-def tiny_model(data):
+def tiny_model():
     from models.masked import MaskedConfig, MaskedHWM
 
     return MaskedHWM(MaskedConfig(vocab_size=16, token_grid=[4, 4], fsq_levels=[4, 4], factorized_head=True,
@@ -49,7 +49,7 @@ def test_the_loss_decodes_what_the_mean_readout_evaluation_decodes(data):
     from train.pixel_loss import decoded_readout, load_pixel_tokenizer
 
     torch.manual_seed(0)
-    model, tokenizer = tiny_model(data).eval(), load_pixel_tokenizer("", data / "train" / "tokens_tokenizer", [4, 4])
+    model, tokenizer = tiny_model().eval(), load_pixel_tokenizer("", data / "train" / "tokens_tokenizer", [4, 4])
     windows = WindowDataset(HWMDataset(data / "val"), 2, 1, source="tokens")
     batch = {k: torch.stack([windows[i][k] for i in range(6)]) for k in ("past_tokens", "past_actions",
                                                                          "future_tokens", "future_actions")}
@@ -78,7 +78,7 @@ def test_pixel_loss_moves_the_readout_towards_the_frame_and_leaves_the_decoder(d
 
     def readout_mse_after(objective):
         torch.manual_seed(0)
-        model = tiny_model(data)
+        model = tiny_model()
         optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
         for _ in range(40):
             loss, metrics = objective(model.train(), batch)
@@ -90,7 +90,7 @@ def test_pixel_loss_moves_the_readout_towards_the_frame_and_leaves_the_decoder(d
 
     torch.manual_seed(0)
     with torch.no_grad():
-        before = float((decoded_readout(tiny_model(data).eval(), tokenizer, batch) - images).square().mean())
+        before = float((decoded_readout(tiny_model().eval(), tokenizer, batch) - images).square().mean())
     with_pixels, metrics = readout_mse_after(pixel_objective(tokenizer, 100.0))
     cross_entropy_only, _ = readout_mse_after(masked_objective)
     assert {"cross_entropy", "readout_psnr", "masked_accuracy"} <= set(metrics)

@@ -187,8 +187,8 @@ def train_masked(args: argparse.Namespace) -> int:
         checkpoint_config["tokenizer"] = None  # 1X Cosmos tokens: the user's DV weights decode them
     objective = masked_objective
     if config.pixel.weight != 0:
-        objective, train_data, val_data = _with_pixel_loss(config, model_config, source, train_data, val_data)
-        extra_files["tokenizer"] = config.pixel.tokenizer or source["tokenizer_dir"]  # the decoder it was taught for
+        objective, train_data, val_data, extra_files["tokenizer"] = _with_pixel_loss(  # the decoder it was taught for
+            config, model_config, source, train_data, val_data)
         checkpoint_config["pixel"] = dataclasses.asdict(config.pixel)
     trainer = Trainer(config.train, model, objective, train_data, out_dir, checkpoint_config,
                       val_data=val_data, extra_files=extra_files)
@@ -198,15 +198,16 @@ def train_masked(args: argparse.Namespace) -> int:
 
 
 def _with_pixel_loss(config, model_config, source, train_data, val_data):
-    """(objective, train windows, val windows) of a pixel-loss run (train/pixel_loss.py)."""
+    """(objective, train windows, val windows, tokenizer folder) of a pixel-loss run (train/pixel_loss.py)."""
     from train.pixel_loss import WindowsWithFrames, load_pixel_tokenizer, pixel_objective
 
     if not model_config.factorized_head:
         raise ValueError("pixel.weight > 0 decodes the mean readout of a factorised head; set model.factorized_head=true")
     tokenizer = load_pixel_tokenizer(config.pixel.tokenizer, source["tokenizer_dir"], model_config.fsq_levels)
-    print(f"pixel loss: {config.pixel.weight} x MSE of the decoded one-step mean readout "
-          f"(decoder of {config.pixel.tokenizer or source['tokenizer_dir']}, frozen)")
-    return pixel_objective(tokenizer, config.pixel.weight), WindowsWithFrames(train_data), WindowsWithFrames(val_data)
+    folder = config.pixel.tokenizer or source["tokenizer_dir"]
+    print(f"pixel loss: {config.pixel.weight} x MSE of the decoded one-step mean readout (decoder of {folder}, frozen)")
+    return (pixel_objective(tokenizer, config.pixel.weight), WindowsWithFrames(train_data),
+            WindowsWithFrames(val_data), folder)
 
 
 # --- hwm eval tokens ----------------------------------------------------------------------
