@@ -75,6 +75,7 @@ def main() -> None:
     protocol = Protocol(episodes=args.episodes, seed=args.seed, cost=args.cost, cost_blur=args.cost_blur)
     episodes = make_episodes(env, protocol, progress=True)
     rng = np.random.default_rng(args.seed)
+    model_steps = planning.model_steps_per_hold(args.action_repeat)
     rows = []
     for episode in episodes:
         dynamics, cost, state_fn = planning.for_episode(episode, seed=episode.planner_seed, protocol=protocol)
@@ -82,7 +83,7 @@ def main() -> None:
         row = {"episode": episode.index}
         for name, actions in candidate_sets(episode, env, args.candidates, args.std, rng).items():
             held = torch.from_numpy(actions[:, None])
-            model_cost = cost(HeldActionDynamics(dynamics, args.action_repeat).rollout(state, held)).float()
+            model_cost = cost(HeldActionDynamics(dynamics, model_steps).rollout(state, held)).float()
             sim_cost = cost(simulator.rollout(episode.start, held)).float()
             row[name] = float(spearman_corrcoef(model_cost, sim_cost))
         rows.append(row)

@@ -46,7 +46,7 @@ def main() -> None:
         VIEW_JOINT_NAMES, HeldActionDynamics, Protocol, WorldModelPlanning, make_episodes, view_joints,
     )
     from planners.costs import ImageGoalCost, LatentGoalCost
-    from planners.dynamics import WorldModelContext, WorldModelDynamics
+    from planners.dynamics import WorldModelDynamics
 
     family = read_config(resolve_checkpoint(args.checkpoint)).get("family")
     planning = WorldModelPlanning(family, args.checkpoint, sampling_steps=args.sampling_steps)
@@ -67,11 +67,10 @@ def main() -> None:
         goal_command = env.action_from_state(episode.goal_state).astype(np.float32)
         settled = drive_sim(env, lambda: goal_command, args.settle)
         at_goal = env.get_state()
-        context = WorldModelContext(planning.tokenizer, planning.num_past)
-        context.start(settled.frames[-planning.num_past:], settled.actions[-planning.num_past:])
-        state = context(env, settled.frames[-1], {})
+        state = planning.start_context(settled.frames, settled.actions)(env, settled.frames[-1], {})
         dynamics = HeldActionDynamics(
-            WorldModelDynamics(planning.model, steps=args.sampling_steps, seed=episode.planner_seed), args.action_repeat
+            WorldModelDynamics(planning.model, steps=args.sampling_steps, seed=episode.planner_seed),
+            planning.model_steps_per_hold(args.action_repeat),
         )
         if args.cost == "image":
             cost = ImageGoalCost(settled.frames[-1], planning.tokenizer, blur_sigma=args.cost_blur)

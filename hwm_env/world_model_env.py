@@ -66,7 +66,7 @@ class WorldModelRunner:
     ):
         import torch
 
-        from models.checkpoint import read_config, resolve_checkpoint
+        from models.checkpoint import frame_stride, read_config, resolve_checkpoint
         from models.loading import load_world_model_and_tokenizer, nested_tokenizer_dir
 
         self.path = resolve_checkpoint(checkpoint)
@@ -113,9 +113,7 @@ class WorldModelRunner:
             self.latent_bounds = (0, int(self.tokenizer.vocab_size) - 1)
         self._check_model_matches_tokenizer(tokenizer_dir)
         # One latent frame spans `frame_stride` data frames (the action into it is their mean action).
-        self.frame_stride = int((self.config.get("data") or {}).get("frame_stride") or 1)
-        if self.frame_stride < 1:
-            raise ValueError(f"{self.path}/config.json: data.frame_stride must be >= 1, got {self.frame_stride}")
+        self.frame_stride = frame_stride(self.config, f"{self.path}/config.json")
         self.fps = (self.config.get("fps") or DEFAULT_FPS) / self.frame_stride
         self.action_names = self.config.get("action_names")
         self.action_low, self.action_high = self._action_bounds()

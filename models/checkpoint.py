@@ -94,6 +94,14 @@ def read_config(directory: str | os.PathLike, family: str | None = None) -> dict
     return config
 
 
+def frame_stride(config: dict[str, Any], source: str | os.PathLike = "config.json") -> int:
+    """Data frames per latent frame of a world-model checkpoint (its `data.frame_stride`, 1 if absent)."""
+    value = (config.get("data") or {}).get("frame_stride") or 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{source}: data.frame_stride must be an integer >= 1, got {value!r}")
+    return value
+
+
 def load_checkpoint(
     directory: str | os.PathLike, family: str | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

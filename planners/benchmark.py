@@ -263,9 +263,10 @@ def action_repeat_env(env, repeat: int):
 
 
 class HeldActionDynamics:
-    """Planner dynamics over held actions: each of the H planned actions lasts `repeat` frames.
+    """Planner dynamics over held actions: each of the H planned actions lasts `repeat` model steps.
 
     rollout(state, actions (N, H, A)) -> the frame or latent at the end of each hold, (N, H, ...).
+    A model step is one frame for the simulator and `frame_stride` frames for a world model.
     """
 
     def __init__(self, dynamics, repeat: int):
@@ -279,18 +280,38 @@ class HeldActionDynamics:
 
 
 class HeldActionContext:
-    """Feeds every frame of a held action to a `WorldModelContext` (one MPC step = `repeat` frames)."""
+    """Feeds the frames of a held action to a `WorldModelContext` (one MPC step = `repeat` frames).
 
-    def __init__(self, context):
+    A model with frame stride k sees every k-th frame (the last of each k): the frames its
+    latents stand for. The action into each is the held action, the mean over its k frames.
+    """
+
+    def __init__(self, context, frame_stride: int = 1):
         self.context = context
+        self.frame_stride = int(frame_stride)
 
     def __call__(self, env, observation, info: dict):
         action = info.get("executed_action")
         if action is None:
             return self.context(env, observation, info)
-        for frame in info["frames"]:
+        frames = info["frames"]
+        if len(frames) % self.frame_stride:
+            raise ValueError(f"a hold of {len(frames)} frames is not a whole number of model steps "
+                             f"(frame stride {self.frame_stride})")
+        for frame in frames[self.frame_stride - 1 :: self.frame_stride]:
             state = self.context(env, frame, {"executed_action": action})
         return state
+
+
+def strided_context(frames: np.ndarray, actions: np.ndarray, num_past: int, frame_stride: int):
+    """The last `num_past` of every `frame_stride`-th frame, ending at the last one, with their actions.
+
+    Where the frames run out, the earliest repeats: the protocol's context frames hold the start
+    pose, so an earlier frame would show the same pose (the action into it is the hold action).
+    """
+    picks = np.arange(len(frames) - 1, -1, -int(frame_stride))[:num_past][::-1]
+    picks = np.concatenate([np.full(num_past - len(picks), picks[0]), picks])
+    return frames[picks], actions[picks]
 
 
 def goal_cost(tokenizer, episode: Episode, protocol: Protocol):
@@ -324,7 +345,7 @@ class WorldModelPlanning:
 
     def __init__(self, kind: str, checkpoint, device: str = "cpu", sampling_steps: int | None = None,
                  cfg_scale: float | None = None):
-        from models.checkpoint import read_config, resolve_checkpoint
+        from models.checkpoint import frame_stride, read_config, resolve_checkpoint
         from planners.dynamics import load_world_model_dynamics
 
         self.kind = kind
@@ -339,6 +360,8 @@ class WorldModelPlanning:
             raise ValueError(f"{self.checkpoint}: the model takes {dynamics.action_dim}-d actions, HWM-Sim-v0 has 25")
         self.model = dynamics.model
         self.num_past = dynamics.num_past
+        # Data frames per latent frame: a stride-k model predicts the frame k ahead in one step.
+        self.frame_stride = frame_stride(read_config(self.checkpoint), self.checkpoint)
         self.sampling_steps = sampling_steps
         self.cfg_scale = cfg_scale  # Flow-HWM only; None: the checkpoint's
 
@@ -346,21 +369,38 @@ class WorldModelPlanning:
         steps = self.sampling_steps or getattr(self.model.config, "num_sampling_steps", None)
         cfg_scale = self.cfg_scale if self.cfg_scale is not None else getattr(self.model.config, "cfg_scale", None)
         return {"checkpoint": self.checkpoint, "sampling_steps": steps, "cfg_scale": cfg_scale,
-                "num_past": self.num_past, "cost_tokenizer": f"{self.checkpoint}/tokenizer"}
+                "num_past": self.num_past, "frame_stride": self.frame_stride,
+                "cost_tokenizer": f"{self.checkpoint}/tokenizer"}
 
-    def for_episode(self, episode: Episode, seed: int, protocol: Protocol):
-        """(dynamics, cost, state_fn) over single frames; the context is the last P settle frames."""
-        from planners.dynamics import WorldModelContext, WorldModelDynamics
+    def model_steps_per_hold(self, action_repeat: int) -> int:
+        """Model steps that span one held action of `action_repeat` frames."""
+        if action_repeat % self.frame_stride:
+            raise ValueError(f"{self.checkpoint}: frame stride {self.frame_stride} does not divide the "
+                             f"action repeat {action_repeat}; choose --action-repeat as a multiple of it")
+        return action_repeat // self.frame_stride
 
-        if episode.context_frames.shape[0] < self.num_past:
+    def start_context(self, frames: np.ndarray, actions: np.ndarray):
+        """A `WorldModelContext` started from still frames ending at the current observation."""
+        from planners.dynamics import WorldModelContext
+
+        if frames.shape[0] < self.num_past:
             raise ValueError(
                 f"{self.checkpoint}: the model needs {self.num_past} context frames but the protocol settles "
-                f"only {episode.context_frames.shape[0]}; raise --settle-steps"
+                f"only {frames.shape[0]}; raise --settle-steps"
             )
-        dynamics = WorldModelDynamics(self.model, steps=self.sampling_steps, cfg_scale=self.cfg_scale, seed=seed)
         context = WorldModelContext(self.tokenizer, self.num_past)
-        context.start(episode.context_frames[-self.num_past:], episode.context_actions[-self.num_past:])
-        return dynamics, goal_cost(self.tokenizer, episode, protocol), HeldActionContext(context)
+        context.start(*strided_context(frames, actions, self.num_past, self.frame_stride))
+        return context
+
+    def for_episode(self, episode: Episode, seed: int, protocol: Protocol):
+        """(dynamics, cost, state_fn) over model steps; the context comes from the settle frames."""
+        from planners.dynamics import WorldModelDynamics
+
+        self.model_steps_per_hold(protocol.action_repeat)
+        dynamics = WorldModelDynamics(self.model, steps=self.sampling_steps, cfg_scale=self.cfg_scale, seed=seed)
+        context = self.start_context(episode.context_frames, episode.context_actions)
+        return (dynamics, goal_cost(self.tokenizer, episode, protocol),
+                HeldActionContext(context, self.frame_stride))
 
     def close(self) -> None:
         pass
@@ -380,6 +420,9 @@ class OraclePlanning:
 
     def describe(self) -> dict:
         return {"checkpoint": None, "cost_tokenizer": self.tokenizer_source}
+
+    def model_steps_per_hold(self, action_repeat: int) -> int:
+        return action_repeat  # the simulator steps one frame at a time
 
     def for_episode(self, episode: Episode, seed: int, protocol: Protocol):
         cost = goal_cost(self.tokenizer, episode, protocol)
@@ -443,7 +486,7 @@ def run_planning_episode(env, episode: Episode, planning, planner: str, settings
     low, high = action_box(episode.hold_action)
     planner_object = CpuTimedPlanner(make_planner(planner, settings, episode.planner_seed, low=low, high=high))
     dynamics, cost, state_fn = planning.for_episode(episode, episode.planner_seed, protocol)
-    dynamics = HeldActionDynamics(dynamics, protocol.action_repeat)
+    dynamics = HeldActionDynamics(dynamics, planning.model_steps_per_hold(protocol.action_repeat))
     env.set_state(episode.start)
     hold_plan = np.repeat(episode.hold_action[None], planner_object.horizon, axis=0)
     result = MPC(planner_object, dynamics, cost, replan_every=protocol.replan_every).run(
@@ -652,6 +695,8 @@ def format_settings(row: dict) -> str:
     text = " ".join(parts) if parts else "-"
     if row.get("sampling_steps"):
         text += f", {row['sampling_steps']} sampling steps"
+    if (row.get("frame_stride") or 1) > 1:
+        text += f", frame stride {row['frame_stride']}"
     return text
 
 

@@ -28,7 +28,8 @@ def build_tokenizer(directory: Path, quantizer: str) -> Path:
     return ConvTokenizer(config).save(directory)
 
 
-def build_flow_checkpoint(directory: Path) -> Path:
+def build_flow_checkpoint(directory: Path, frame_stride: int = 1) -> Path:
+    """frame_stride k: each latent frame stands for k data frames (config.json's data.frame_stride)."""
     from models.checkpoint import save_checkpoint
     from models.flow import FlowConfig, FlowHWM
 
@@ -43,8 +44,8 @@ def build_flow_checkpoint(directory: Path) -> Path:
         for name, parameter in model.named_parameters():
             if parameter.dim() > 1 and not parameter.any():
                 parameter.normal_(0, 0.02)
-    return save_checkpoint(directory, model.state_dict(), model.checkpoint_config(fps=15),
-                           extra_files={"tokenizer": tokenizer_dir})
+    config = model.checkpoint_config(fps=15, data={"num_past": NUM_PAST, "num_future": 1, "frame_stride": frame_stride})
+    return save_checkpoint(directory, model.state_dict(), config, extra_files={"tokenizer": tokenizer_dir})
 
 
 def build_masked_checkpoint(directory: Path, readout: str = "tokens") -> Path:

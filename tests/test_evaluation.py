@@ -323,3 +323,28 @@ def test_action_sensitivity_diagnostic_scores_every_swap(tmp_path, monkeypatch):
     assert "still history" in out.with_suffix(".md").read_text()
     with pytest.raises(ValueError, match="at least 2 episodes"):
         script.sensitivity(str(checkpoints["flow"]), str(tmp_path / "data" / "val"), 1, 0, None)
+
+
+def test_cli_eval_model_reads_the_checkpoints_frame_stride(data_dir, tmp_path):
+    """A checkpoint trained with data.frame_stride 2 is scored on windows 2 frames apart (horizon = 2 frames)."""
+    from hwm_env.cli import main
+    from models.checkpoint import save_checkpoint
+    from models.masked import MaskedConfig, MaskedHWM
+    from models.tokenizers.autoencoder import AutoencoderConfig, ConvTokenizer
+
+    tokenizer = ConvTokenizer(AutoencoderConfig(image_size=[SIZE, SIZE], quantizer="fsq", fsq_levels=[4, 4],
+                                                channels=[8, 8], norm_groups=0, bottleneck_blocks=0))
+    tokenizer_dir = tokenizer.save(tmp_path / "tokenizer")
+    model = MaskedHWM(MaskedConfig(vocab_size=16, fsq_levels=[4, 4], token_grid=list(tokenizer.latent_grid),
+                                   action_dim=ACTION_DIM, width=32, depth=1, num_heads=2, unshared_blocks=1))
+    scores = {}
+    for stride in (1, 2):
+        checkpoint = save_checkpoint(tmp_path / f"masked-stride{stride}", model.state_dict(),
+                                     model.checkpoint_config(data={"frame_stride": stride}), {"tokenizer": tokenizer_dir})
+        out = tmp_path / f"eval{stride}.json"
+        assert main(["eval", "model", "--checkpoint", str(checkpoint), "--data", str(data_dir), "--horizon", "2",
+                     "--json", str(out), "--episodes", "3", "--steps", "1", "--device", "cpu"]) == 0
+        scores[stride] = json.loads(out.read_text())
+        assert scores[stride]["frame_stride"] == stride
+    # copying the last frame 2 frames ahead is a different (here worse) guess than 1 frame ahead
+    assert scores[2]["copy_last_psnr"][0] != scores[1]["copy_last_psnr"][0]

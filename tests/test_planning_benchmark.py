@@ -18,9 +18,11 @@ from planners.benchmark import (
     HeldActionDynamics,
     Protocol,
     action_box,
+    format_settings,
     parse_overrides,
     planner_settings,
     run_planning_benchmark,
+    strided_context,
     view_error,
 )
 
@@ -155,6 +157,46 @@ def test_held_action_context_sees_every_frame():
     held(None, "start", {"executed_action": None})
     state = held(None, "f2", {"executed_action": "a", "frames": ["f1", "f2"]})
     assert calls == [("start", None), ("f1", "a"), ("f2", "a")] and state == 3
+
+
+def test_held_action_context_gives_a_strided_model_the_last_frame_of_each_stride():
+    calls = []
+
+    def context(env, frame, info):
+        calls.append((frame, info["executed_action"]))
+        return len(calls)
+
+    held = HeldActionContext(context, frame_stride=2)
+    held(None, "f4", {"executed_action": "a", "frames": ["f1", "f2", "f3", "f4"]})
+    assert calls == [("f2", "a"), ("f4", "a")]
+    with pytest.raises(ValueError, match="3 frames is not a whole number of model steps .frame stride 2"):
+        held(None, "f3", {"executed_action": "a", "frames": ["f1", "f2", "f3"]})
+
+
+def test_strided_context_ends_at_the_last_frame_and_repeats_the_earliest():
+    frames, actions = np.arange(8), np.arange(8) * 10
+    picked, picked_actions = strided_context(frames, actions, num_past=3, frame_stride=2)
+    assert picked.tolist() == [3, 5, 7] and picked_actions.tolist() == [30, 50, 70]
+    assert strided_context(frames, actions, num_past=3, frame_stride=4)[0].tolist() == [3, 3, 7]
+    assert strided_context(frames, actions, num_past=2, frame_stride=1)[0].tolist() == [6, 7]
+
+
+def test_a_strided_world_model_plans_one_model_step_per_stride(tmp_path):
+    """A stride-2 model: a hold of 4 frames is 2 model steps; a hold of 3 frames is refused."""
+    from env_fixtures import build_flow_checkpoint
+    from planners.benchmark import WorldModelPlanning
+
+    strided = build_flow_checkpoint(tmp_path / "flow-stride2", frame_stride=2)
+    planning = WorldModelPlanning("flow", strided)
+    assert planning.frame_stride == 2 and planning.describe()["frame_stride"] == 2
+    assert planning.model_steps_per_hold(4) == 2
+    with pytest.raises(ValueError, match="frame stride 2 does not divide the action repeat 3"):
+        planning.model_steps_per_hold(3)
+    protocol = Protocol(episodes=1, steps=8, action_repeat=4, settle_steps=4)
+    rows = run_planning_benchmark(("flow",), ("cem",), flow=str(strided), protocol=protocol, quick=True,
+                                  progress=False, log=lambda _: None)
+    assert rows[0]["plans"] == 2 and np.isfinite(rows[0]["final_error_mean"])
+    assert rows[0]["frame_stride"] == 2 and "frame stride 2" in format_settings(rows[0])
 
 
 def test_action_box_frees_only_the_goal_joints():

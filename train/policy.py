@@ -767,7 +767,7 @@ def run_policy_experiment(experiment: PolicyExperiment, log: Callable[[str], Non
     """Train and score every row of `experiment`; writes results.json, results.md and the policies into `out`."""
     from hwm_env.sim.env import HWMSimEnv
     from hwm_env.world_model_env import resolve_device
-    from models.checkpoint import read_config, resolve_checkpoint
+    from models.checkpoint import frame_stride as checkpoint_frame_stride, read_config, resolve_checkpoint
     from models.loading import nested_tokenizer_dir
     from models.tokenizers import load_tokenizer
     from planners.benchmark import make_episodes
@@ -780,7 +780,7 @@ def run_policy_experiment(experiment: PolicyExperiment, log: Callable[[str], Non
     device = resolve_device(experiment.device)
     tokenizer = load_tokenizer(nested_tokenizer_dir(checkpoint), device=device)  # the policy sees frames through it
     num_past, action_dim = int(config["num_past"]), int(config["action_dim"])
-    frame_stride = int((config.get("data") or {}).get("frame_stride") or 1)
+    frame_stride = checkpoint_frame_stride(config, checkpoint)
     goals = DataGoals(experiment.data, num_past, tokenizer.image_size, action_dim, experiment.task, frame_stride)
     data_frames = goals.num_frames
     real_budget = experiment.real_budget or data_frames

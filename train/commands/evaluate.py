@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from models.atomic import atomic_write_text
-    from models.checkpoint import read_config
+    from models.checkpoint import frame_stride, read_config
     from models.loading import load_world_model_and_tokenizer, nested_tokenizer_dir
     from train.evaluation import evaluate_world_model, markdown_table
 
@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     results = evaluate_world_model(
         model, tokenizer, split_dir, args.horizon, episodes=args.episodes, seed=args.seed, steps=args.steps,
         cfg_scale=args.cfg_scale, temperature=args.temperature, readout=args.readout, batch_size=args.batch_size,
-        frame_stride=int(config.get("frame_stride", 1)), action_pooling=str(config.get("action_pooling", "mean")),
+        frame_stride=frame_stride(config, checkpoint),
+        action_pooling=str((config.get("data") or {}).get("action_pooling", "mean")),
         tokenizer_dir=tokenizer_dir,
     )
     results = {"checkpoint": str(args.checkpoint), "data": str(split_dir), "device": str(device), **results}

@@ -253,7 +253,7 @@ def evaluate_tokens(model, windows, batch_size: int = 32, max_windows: int | Non
 
 def eval_tokens(args: argparse.Namespace) -> int:
     from models.loading import load_world_model
-    from models.checkpoint import read_config, resolve_checkpoint
+    from models.checkpoint import frame_stride, read_config, resolve_checkpoint
     from train.data.windows import WindowDataset
 
     path = resolve_checkpoint(args.checkpoint)
@@ -270,7 +270,7 @@ def eval_tokens(args: argparse.Namespace) -> int:
         )
     data = checkpoint.get("data", {})
     windows = WindowDataset(split, num_past=model.num_past, num_future=model.num_future, source="tokens",
-                            frame_stride=int(data.get("frame_stride", 1)), action_pooling="mean",
+                            frame_stride=frame_stride(checkpoint, path), action_pooling="mean",
                             cross_chunks=bool(data.get("cross_chunks", False)))
     results = evaluate_tokens(model, windows, args.batch_size, args.max_windows, args.seed)
     results.update(checkpoint=str(path), split=str(split.path))
