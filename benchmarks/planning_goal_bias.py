@@ -13,7 +13,9 @@ view); where the model's is smallest is where an MPC planner using it comes to r
 |argmin| is the error the model builds into planning, whatever the planner and its budget.
 Ties (a joint at its limit leaves the view unchanged) resolve to the offset nearest 0; offsets
 are reported in action units and in radians (half the joint's range per action unit), the
-latter comparable with the benchmark's 0.03 rad success threshold.
+latter comparable with the benchmark's 0.03 rad success threshold. It also scores the model's
+frame after holding the goal command itself (`still_psnr`): nothing moves, so the truth is the
+goal frame, and the tokenizer's reconstruction of it (`still_recon_psnr`) is the ceiling.
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ def main() -> None:
     )
     from planners.costs import ImageGoalCost, LatentGoalCost
     from planners.dynamics import WorldModelDynamics
+    from train.metrics import psnr
 
     family = read_config(resolve_checkpoint(args.checkpoint)).get("family")
     planning = WorldModelPlanning(family, args.checkpoint, sampling_steps=args.sampling_steps)
@@ -60,6 +63,14 @@ def main() -> None:
         costs = costs.double().numpy()
         tied = np.flatnonzero(np.isclose(costs, costs.min(), rtol=1e-6, atol=0.0))
         return float(deltas[tied[np.argmin(np.abs(deltas[tied]))]])
+
+    def still_prediction(dynamics, state, command: np.ndarray, frame: np.ndarray) -> dict:
+        """PSNR of the model's frame after holding the goal command (the truth: `frame`, unchanged)."""
+        predicted = dynamics.rollout(state, torch.from_numpy(command[None, None]))  # (1, 1, ...)
+        truth = torch.from_numpy(frame)[None]
+        reconstruction = planning.tokenizer.decode(planning.tokenizer.encode(truth[:, None]))[:, 0]
+        return {"still_psnr": float(psnr(planning.tokenizer.decode(predicted)[:, 0], truth)[0]),
+                "still_recon_psnr": float(psnr(reconstruction, truth)[0])}
 
     rows = []
     for episode in episodes:
@@ -77,7 +88,7 @@ def main() -> None:
         else:
             cost = LatentGoalCost.from_image(planning.tokenizer, settled.frames[-1])
         row = {"episode": episode.index, "model_argmin": {}, "simulator_argmin": {}, "model_argmin_rad": {},
-               "simulator_argmin_rad": {}}
+               "simulator_argmin_rad": {}, **still_prediction(dynamics, state, goal_command, settled.frames[-1])}
         for name, joint in zip(VIEW_JOINT_NAMES, view_joints()):
             actions = np.repeat(goal_command[None], len(deltas), axis=0)
             actions[:, joint] += deltas
@@ -94,15 +105,17 @@ def main() -> None:
               f"{[round(v, 3) for v in row['simulator_argmin'].values()]}", flush=True)
     mean_abs = {source: float(np.mean([abs(v) for row in rows for v in row[source].values()]))
                 for source in ("model_argmin", "simulator_argmin", "model_argmin_rad", "simulator_argmin_rad")}
+    still = {key: float(np.mean([row[key] for row in rows])) for key in ("still_psnr", "still_recon_psnr")}
     result = {"checkpoint": args.checkpoint, "episodes": args.episodes, "deltas": deltas.tolist(),
               "sampling_steps": planning.describe()["sampling_steps"], "cost": args.cost,
               "cost_blur": args.cost_blur if args.cost == "image" else None,
               "settle": args.settle, "action_repeat": args.action_repeat, "seed": args.seed,
-              "rows": rows, "mean_abs_argmin": mean_abs}
+              "rows": rows, "mean_abs_argmin": mean_abs, "mean_still_psnr": still}
     atomic_write_text(args.json, json.dumps(result, indent=2))
     print(f"mean |argmin offset|: model {mean_abs['model_argmin']:.3f}, simulator {mean_abs['simulator_argmin']:.3f} "
           f"action units (grid step {deltas[1] - deltas[0]:.3f}); model {mean_abs['model_argmin_rad']:.3f}, simulator "
-          f"{mean_abs['simulator_argmin_rad']:.3f} rad; wrote {args.json}")
+          f"{mean_abs['simulator_argmin_rad']:.3f} rad; still robot, next frame: model {still['still_psnr']:.2f} dB "
+          f"(tokenizer reconstruction {still['still_recon_psnr']:.2f} dB); wrote {args.json}")
 
 
 if __name__ == "__main__":

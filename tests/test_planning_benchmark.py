@@ -345,3 +345,6 @@ def test_goal_bias_diagnostic_finds_the_simulators_minimum_at_the_goal(cost, che
     # holding the goal command keeps the goal view: the simulator's cost is smallest at offset 0
     assert all(value == 0.0 for value in row["simulator_argmin"].values())
     assert result["mean_abs_argmin"]["simulator_argmin_rad"] == 0.0
+    # the still-robot prediction is scored against the unchanged frame, beside the tokenizer's own ceiling
+    assert 0 < row["still_psnr"] < 100 and 0 < row["still_recon_psnr"] < 100
+    assert result["mean_still_psnr"]["still_psnr"] == row["still_psnr"]

@@ -371,6 +371,8 @@ def test_data_sim_bad_arguments(tmp_path):
         generate_dataset(tmp_path / "a", episodes=0, steps=5, progress=False)
     with pytest.raises(ValueError, match="held-step-fraction"):
         generate_dataset(tmp_path / "a", episodes=4, steps=5, held_step_fraction=1.5, progress=False)
+    with pytest.raises(ValueError, match="pause-fraction"):
+        generate_dataset(tmp_path / "a", episodes=4, steps=5, pause_fraction=-0.1, progress=False)
     assert not (tmp_path / "a").exists()
 
 
@@ -419,3 +421,50 @@ def test_data_sim_held_step_fraction_mixes_policies_and_keeps_the_rest(tmp_path)
         same = np.array_equal(mix.actions[rows], smooth.actions[rows])
         assert same == (episode not in held)  # smooth episodes are the ones of the plain data set
         np.testing.assert_array_equal(mix.frames[8 * episode], smooth.frames[8 * episode])  # same start
+
+
+def test_pausing_policy_holds_its_command_until_the_robot_stands_still(env):
+    from hwm_env.sim.exploration import ExplorationPolicy
+    from hwm_env.sim.pauses import PAUSE_SECONDS, PausingPolicy
+
+    env.reset(seed=3)
+    policy = PausingPolicy(env, ExplorationPolicy(env, seed=4), seed=5)
+    actions, states = [], []
+    for _ in range(180):
+        actions.append(policy.act())
+        states.append(env.joint_state())
+        env.step(actions[-1])
+    actions, states = np.stack(actions), np.stack(states)
+    assert actions.dtype == np.float32 and np.all(np.abs(actions) <= 1)
+    held = np.flatnonzero(np.all(actions[1:] == actions[:-1], axis=1)) + 1  # frames whose command repeats
+    runs = np.split(held, np.flatnonzero(np.diff(held) > 1) + 1)
+    pause = max(runs, key=len)
+    assert len(pause) >= PAUSE_SECONDS[0] * env.control_hz - 1  # one whole pause in 12 s
+    np.testing.assert_array_equal(actions[pause][:, layout.BASE_SLICE], 0.0)  # the base stops
+    # 1.5 s into the pause the joints have settled: they move less than 0.01 rad over the next 0.5 s
+    late = pause[int(1.5 * env.control_hz):]
+    assert len(late) >= 8
+    joints = slice(0, layout.NUM_JOINTS)
+    assert np.abs(states[late[-1], joints] - states[late[0], joints]).max() < 0.01
+    moving = np.abs(np.diff(states[: pause[0], joints], axis=0)).max()
+    assert moving > 0.01  # before it, exploration moves the joints
+    env.reset(seed=3)
+    again = PausingPolicy(env, ExplorationPolicy(env, seed=4), seed=5)
+    np.testing.assert_array_equal(np.stack([again.act() for _ in range(180)]), actions)  # seeded
+
+
+def test_data_sim_pause_fraction_pauses_some_episodes_and_keeps_the_rest(tmp_path):
+    from hwm_env.sim.commands import generate_dataset
+    from train.data.hwm_format import HWMDataset
+
+    # 100 frames: the first pause starts within 6 s (MOVE_SECONDS)
+    generate_dataset(tmp_path / "smooth", episodes=6, steps=100, seed=5, val_fraction=0.0, progress=False)
+    generate_dataset(tmp_path / "paused", episodes=6, steps=100, seed=5, val_fraction=0.0, progress=False,
+                     pause_fraction=0.5)
+    smooth, paused = HWMDataset(tmp_path / "smooth" / "train"), HWMDataset(tmp_path / "paused" / "train")
+    assert "pause_fraction" not in smooth.metadata["generator"]
+    chosen = paused.metadata["generator"]["pause_episodes"]
+    assert paused.metadata["generator"]["pause_fraction"] == 0.5 and 0 < len(chosen) < 6
+    for episode in range(6):
+        rows = slice(100 * episode, 100 * episode + 100)
+        assert np.array_equal(paused.actions[rows], smooth.actions[rows]) == (episode not in chosen)

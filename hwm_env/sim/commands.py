@@ -31,6 +31,9 @@ def register(groups) -> None:
     parser.add_argument("--held-step-fraction", type=float, default=0.0,
                         help="fraction of episodes (drawn per episode, seeded) driven by HeldStepPolicy, planner-like "
                         "held step commands on the goal joints, instead of the smooth ExplorationPolicy (default 0)")
+    parser.add_argument("--pause-fraction", type=float, default=0.0,
+                        help="fraction of episodes (drawn per episode, seeded) whose policy pauses now and then: "
+                        "it holds its command for 2-4 s, so the robot settles and stands still (default 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out folder")
     parser.set_defaults(func=run_sim)
 
@@ -49,6 +52,7 @@ def run_sim(args: argparse.Namespace) -> int:
             control_hz=args.control_hz,
             overwrite=args.overwrite,
             held_step_fraction=args.held_step_fraction,
+            pause_fraction=args.pause_fraction,
         )
     except RenderingUnavailableError as error:
         print(f"hwm: error: {error}", file=sys.stderr)
@@ -61,11 +65,23 @@ def run_sim(args: argparse.Namespace) -> int:
     return 0
 
 
-def held_step_metadata(fraction: float, episodes: list[int]) -> dict:
-    """Generator metadata for the HeldStepPolicy episodes (nothing when there are none asked for)."""
+def policy_metadata(name: str, fraction: float, episodes: list[int]) -> dict:
+    """Generator metadata for the episodes drawn for a policy option (nothing when none are asked for)."""
     if fraction == 0:
         return {}
-    return {"held_step_fraction": fraction, "held_step_episodes": [int(e) for e in episodes]}
+    return {f"{name}_fraction": fraction, f"{name}_episodes": [int(e) for e in episodes]}
+
+
+def draw_episodes(episode_seeds, fraction: float, word: int) -> list[bool]:
+    """Which episodes get a policy option: a seeded draw per episode from seed word `word`.
+
+    The reset and policy seeds are the first two words, so the episodes not drawn are the same
+    as without the option.
+    """
+    import numpy as np
+
+    return [fraction > 0 and np.random.default_rng(sequence.generate_state(word + 1)[word]).random() < fraction
+            for sequence in episode_seeds]
 
 
 def split_episodes(episodes: int, val_fraction: float) -> int:
@@ -94,11 +110,13 @@ def generate_dataset(
     overwrite: bool = False,
     progress: bool = True,
     held_step_fraction: float = 0.0,
+    pause_fraction: float = 0.0,
 ) -> dict:
     """Write `out/train` (+ `out/val`) hwm-v1 splits; return counts and speed.
 
     `held_step_fraction` of the episodes (a seeded draw per episode, from a third word of the
-    episode's seed, so the other episodes are the same as with 0) use `HeldStepPolicy`.
+    episode's seed, so the other episodes are the same as with 0) use `HeldStepPolicy`;
+    `pause_fraction` of them (a fourth word) wrap their policy in `PausingPolicy`.
     """
     import os
     import time
@@ -109,13 +127,15 @@ def generate_dataset(
     from hwm_env.sim.env import HWMSimEnv
     from hwm_env.sim.exploration import ExplorationPolicy
     from hwm_env.sim.held_steps import HeldStepPolicy
+    from hwm_env.sim.pauses import PausingPolicy
     from models.checkpoint import atomic_directory_write
     from train.data.hwm_format import HWMWriter
 
     if episodes < 1 or steps < 1:
         raise ValueError(f"--episodes and --steps must be >= 1, got {episodes} and {steps}")
-    if not 0.0 <= held_step_fraction <= 1.0:
-        raise ValueError(f"--held-step-fraction must be in [0, 1], got {held_step_fraction}")
+    for flag, fraction in (("--held-step-fraction", held_step_fraction), ("--pause-fraction", pause_fraction)):
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"{flag} must be in [0, 1], got {fraction}")
     num_val = split_episodes(episodes, val_fraction)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
@@ -127,9 +147,8 @@ def generate_dataset(
     actions = np.empty((steps, layout.ACTION_DIM), np.float32)
     states = np.empty((steps, layout.STATE_DIM), np.float32)
     splits = {"train": range(episodes - num_val), "val": range(episodes - num_val, episodes)}
-    # a third seed word decides the policy; the first two (reset, policy) are the same as without it
-    held = [held_step_fraction > 0 and np.random.default_rng(sequence.generate_state(3)[2]).random() < held_step_fraction
-            for sequence in episode_seeds]
+    held = draw_episodes(episode_seeds, held_step_fraction, word=2)
+    paused = draw_episodes(episode_seeds, pause_fraction, word=3)
     counts = {}
     started = time.perf_counter()
     try:
@@ -155,7 +174,10 @@ def generate_dataset(
                         "generator": {"command": "hwm data sim", "seed": seed,
                                       "episode_range": [episode_ids.start, episode_ids.stop],
                                       "steps": steps, "control_hz": control_hz, "policy": "ExplorationPolicy",
-                                      **held_step_metadata(held_step_fraction, [e for e in episode_ids if held[e]])},
+                                      **policy_metadata("held_step", held_step_fraction,
+                                                        [e for e in episode_ids if held[e]]),
+                                      **policy_metadata("pause", pause_fraction,
+                                                        [e for e in episode_ids if paused[e]])},
                     },
                 )
                 with writer:
@@ -164,6 +186,8 @@ def generate_dataset(
                         observation, info = env.reset(seed=int(reset_seed))
                         policy_class = HeldStepPolicy if held[episode] else ExplorationPolicy
                         policy = policy_class(env, seed=int(policy_seed))
+                        if paused[episode]:
+                            policy = PausingPolicy(env, policy, seed=int(episode_seeds[episode].generate_state(5)[4]))
                         for t in range(steps):
                             action = policy.act()
                             frames[t], actions[t], states[t] = observation, action, info["state"]
