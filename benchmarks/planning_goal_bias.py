@@ -15,7 +15,9 @@ Ties (a joint at its limit leaves the view unchanged) resolve to the offset near
 are reported in action units and in radians (half the joint's range per action unit), the
 latter comparable with the benchmark's 0.03 rad success threshold. It also scores the model's
 frame after holding the goal command itself (`still_psnr`): nothing moves, so the truth is the
-goal frame, and the tokenizer's reconstruction of it (`still_recon_psnr`) is the ceiling.
+goal frame, and the tokenizer's reconstruction of it (`still_recon_psnr`) is the ceiling;
+`still_psnr_per_step` follows the rollout step by step, which shows whether its own small
+errors, read back as motion, grow into drift.
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ def main() -> None:
     parser.add_argument("--range", type=float, default=0.15, help="largest command offset, action units")
     parser.add_argument("--points", type=int, default=13, help="offsets from -range to range")
     parser.add_argument("--settle", type=int, default=30, help="frames held at the goal before the test")
+    parser.add_argument("--still-steps", type=int, default=8,
+                        help="model steps of the still-robot rollout scored per step (at least one hold)")
     add_diagnostic_arguments(parser, "benchmarks/results/planning_goal_bias.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -65,11 +69,17 @@ def main() -> None:
         return float(deltas[tied[np.argmin(np.abs(deltas[tied]))]])
 
     def still_prediction(dynamics, state, command: np.ndarray, frame: np.ndarray) -> dict:
-        """PSNR of the model's frame after holding the goal command (the truth: `frame`, unchanged)."""
-        predicted = dynamics.rollout(state, torch.from_numpy(command[None, None]))  # (1, 1, ...)
+        """PSNR of the model's frames while the goal command is held (the truth: `frame`, unchanged).
+
+        `still_psnr_per_step`: each of the rollout's `--still-steps` model steps; `still_psnr`: the
+        end of one hold (what the planner's cost sees).
+        """
+        steps = max(args.still_steps, dynamics.repeat)
+        predicted = dynamics.dynamics.rollout(state, torch.from_numpy(np.repeat(command[None, None], steps, 1)))
         truth = torch.from_numpy(frame)[None]
+        per_step = psnr(planning.tokenizer.decode(predicted)[0], truth.expand(steps, -1, -1, -1))
         reconstruction = planning.tokenizer.decode(planning.tokenizer.encode(truth[:, None]))[:, 0]
-        return {"still_psnr": float(psnr(planning.tokenizer.decode(predicted)[:, 0], truth)[0]),
+        return {"still_psnr": float(per_step[dynamics.repeat - 1]), "still_psnr_per_step": per_step.tolist(),
                 "still_recon_psnr": float(psnr(reconstruction, truth)[0])}
 
     rows = []
@@ -106,6 +116,7 @@ def main() -> None:
     mean_abs = {source: float(np.mean([abs(v) for row in rows for v in row[source].values()]))
                 for source in ("model_argmin", "simulator_argmin", "model_argmin_rad", "simulator_argmin_rad")}
     still = {key: float(np.mean([row[key] for row in rows])) for key in ("still_psnr", "still_recon_psnr")}
+    still["still_psnr_per_step"] = np.mean([row["still_psnr_per_step"] for row in rows], axis=0).tolist()
     result = {"checkpoint": args.checkpoint, "episodes": args.episodes, "deltas": deltas.tolist(),
               "sampling_steps": planning.describe()["sampling_steps"], "cost": args.cost,
               "cost_blur": args.cost_blur if args.cost == "image" else None,
@@ -115,7 +126,8 @@ def main() -> None:
     print(f"mean |argmin offset|: model {mean_abs['model_argmin']:.3f}, simulator {mean_abs['simulator_argmin']:.3f} "
           f"action units (grid step {deltas[1] - deltas[0]:.3f}); model {mean_abs['model_argmin_rad']:.3f}, simulator "
           f"{mean_abs['simulator_argmin_rad']:.3f} rad; still robot, next frame: model {still['still_psnr']:.2f} dB "
-          f"(tokenizer reconstruction {still['still_recon_psnr']:.2f} dB); wrote {args.json}")
+          f"(tokenizer reconstruction {still['still_recon_psnr']:.2f} dB), per model step "
+          f"{[round(value, 2) for value in still['still_psnr_per_step']]}; wrote {args.json}")
 
 
 if __name__ == "__main__":

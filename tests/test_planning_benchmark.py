@@ -348,3 +348,4 @@ def test_goal_bias_diagnostic_finds_the_simulators_minimum_at_the_goal(cost, che
     # the still-robot prediction is scored against the unchanged frame, beside the tokenizer's own ceiling
     assert 0 < row["still_psnr"] < 100 and 0 < row["still_recon_psnr"] < 100
     assert result["mean_still_psnr"]["still_psnr"] == row["still_psnr"]
+    assert len(row["still_psnr_per_step"]) == 8 and row["still_psnr_per_step"][3] == row["still_psnr"]  # 4-frame hold
