@@ -448,9 +448,13 @@ def test_pausing_policy_holds_its_command_until_the_robot_stands_still(env):
     assert np.abs(states[late[-1], joints] - states[late[0], joints]).max() < 0.01
     moving = np.abs(np.diff(states[: pause[0], joints], axis=0)).max()
     assert moving > 0.01  # before it, exploration moves the joints
-    env.reset(seed=3)
+    env.reset(seed=3)  # seeded: the same episode again gives the same actions
     again = PausingPolicy(env, ExplorationPolicy(env, seed=4), seed=5)
-    np.testing.assert_array_equal(np.stack([again.act() for _ in range(180)]), actions)  # seeded
+    replayed = []
+    for _ in range(180):
+        replayed.append(again.act())
+        env.step(replayed[-1])
+    np.testing.assert_array_equal(np.stack(replayed), actions)
 
 
 def test_data_sim_pause_fraction_pauses_some_episodes_and_keeps_the_rest(tmp_path):
