@@ -17,7 +17,10 @@ latter comparable with the benchmark's 0.03 rad success threshold. It also score
 frame after holding the goal command itself (`still_psnr`): nothing moves, so the truth is the
 goal frame, and the tokenizer's reconstruction of it (`still_recon_psnr`) is the ceiling;
 `still_psnr_per_step` follows the rollout step by step, which shows whether its own small
-errors, read back as motion, grow into drift.
+errors, read back as motion, grow into drift. With continuous latents, `response_ratio` compares
+how far the model's predicted latent moves at the two end offsets with how far the simulator's
+frame's latent does (per joint, summed over the episodes): below 1, the model under-predicts the
+motion a command causes, so a small drift moves its cost's minimum far.
 """
 from __future__ import annotations
 
@@ -82,6 +85,15 @@ def main() -> None:
         return {"still_psnr": float(per_step[dynamics.repeat - 1]), "still_psnr_per_step": per_step.tolist(),
                 "still_recon_psnr": float(psnr(reconstruction, truth)[0])}
 
+    center = int(np.argmin(np.abs(deltas)))
+
+    def encode(frames) -> torch.Tensor:
+        return planning.tokenizer.encode(torch.as_tensor(np.asarray(frames))[:, None])[:, 0]
+
+    def latent_move(latents: torch.Tensor) -> torch.Tensor:
+        """Mean latent distance of the two end offsets' frames from the unmoved one's."""
+        return (latents[[0, -1]] - latents[center]).flatten(1).norm(dim=1).mean()
+
     rows = []
     for episode in episodes:
         env.set_state(episode.start)
@@ -98,13 +110,17 @@ def main() -> None:
         else:
             cost = LatentGoalCost.from_image(planning.tokenizer, settled.frames[-1])
         row = {"episode": episode.index, "model_argmin": {}, "simulator_argmin": {}, "model_argmin_rad": {},
-               "simulator_argmin_rad": {}, **still_prediction(dynamics, state, goal_command, settled.frames[-1])}
+               "simulator_argmin_rad": {}, "latent_move": {"model": {}, "simulator": {}},
+               **still_prediction(dynamics, state, goal_command, settled.frames[-1])}
         for name, joint in zip(VIEW_JOINT_NAMES, view_joints()):
             actions = np.repeat(goal_command[None], len(deltas), axis=0)
             actions[:, joint] += deltas
             held = torch.from_numpy(actions[:, None])
-            model_cost = cost(dynamics.rollout(state, held)).float()
-            simulator_cost = cost(simulator.rollout(at_goal, held)).float()
+            predicted, rendered = dynamics.rollout(state, held), simulator.rollout(at_goal, held)
+            model_cost, simulator_cost = cost(predicted).float(), cost(rendered).float()
+            if predicted.is_floating_point():  # continuous latents: how far each moves at the range's ends
+                for source, latents in (("model", predicted[:, -1]), ("simulator", encode(rendered[:, -1]))):
+                    row["latent_move"][source][name] = float(latent_move(latents))
             for source, costs in (("model", model_cost), ("simulator", simulator_cost)):
                 offset = argmin_offset(costs)
                 row[f"{source}_argmin"][name] = offset
@@ -117,17 +133,22 @@ def main() -> None:
                 for source in ("model_argmin", "simulator_argmin", "model_argmin_rad", "simulator_argmin_rad")}
     still = {key: float(np.mean([row[key] for row in rows])) for key in ("still_psnr", "still_recon_psnr")}
     still["still_psnr_per_step"] = np.mean([row["still_psnr_per_step"] for row in rows], axis=0).tolist()
+    # the model's response to a command offset against the simulator's, per joint (sums over the episodes)
+    response = {name: sum(row["latent_move"]["model"][name] for row in rows)
+                / max(sum(row["latent_move"]["simulator"][name] for row in rows), 1e-12)
+                for name in rows[0]["latent_move"]["model"]}
     result = {"checkpoint": args.checkpoint, "episodes": args.episodes, "deltas": deltas.tolist(),
               "sampling_steps": planning.describe()["sampling_steps"], "cost": args.cost,
               "cost_blur": args.cost_blur if args.cost == "image" else None,
               "settle": args.settle, "action_repeat": args.action_repeat, "seed": args.seed,
-              "rows": rows, "mean_abs_argmin": mean_abs, "mean_still_psnr": still}
+              "rows": rows, "mean_abs_argmin": mean_abs, "mean_still_psnr": still, "response_ratio": response}
     atomic_write_text(args.json, json.dumps(result, indent=2))
     print(f"mean |argmin offset|: model {mean_abs['model_argmin']:.3f}, simulator {mean_abs['simulator_argmin']:.3f} "
           f"action units (grid step {deltas[1] - deltas[0]:.3f}); model {mean_abs['model_argmin_rad']:.3f}, simulator "
           f"{mean_abs['simulator_argmin_rad']:.3f} rad; still robot, next frame: model {still['still_psnr']:.2f} dB "
           f"(tokenizer reconstruction {still['still_recon_psnr']:.2f} dB), per model step "
-          f"{[round(value, 2) for value in still['still_psnr_per_step']]}; wrote {args.json}")
+          f"{[round(value, 2) for value in still['still_psnr_per_step']]}; model / simulator latent move at "
+          f"+-{args.range:g}: {({name: round(value, 2) for name, value in response.items()})}; wrote {args.json}")
 
 
 if __name__ == "__main__":

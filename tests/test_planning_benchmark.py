@@ -349,3 +349,7 @@ def test_goal_bias_diagnostic_finds_the_simulators_minimum_at_the_goal(cost, che
     assert 0 < row["still_psnr"] < 100 and 0 < row["still_recon_psnr"] < 100
     assert result["mean_still_psnr"]["still_psnr"] == row["still_psnr"]
     assert len(row["still_psnr_per_step"]) == 8 and row["still_psnr_per_step"][3] == row["still_psnr"]  # 4-frame hold
+    # a continuous model: the latent moves of model and simulator at the offsets' ends, and their ratio
+    assert set(row["latent_move"]["simulator"]) == set(result["response_ratio"]) == set(row["model_argmin"])
+    assert max(row["latent_move"]["simulator"].values()) > 0  # the camera moves
+    assert all(np.isfinite(value) and value >= 0 for value in result["response_ratio"].values())
