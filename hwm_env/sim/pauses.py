@@ -1,13 +1,15 @@
 """Exploration with pauses: the robot stops, settles and stands still for a while, then goes on.
 
 `ExplorationPolicy` keeps every joint moving, so a world model trained on it has never seen a
-robot standing still under a held command, and it predicts motion there: from 30 still frames
-with the command held, `flow-default`'s next frame was 19-25 dB from the (unchanged) truth
-where the tokenizer reconstructs it at 30 dB. A planner near its goal asks exactly that
-question. `PausingPolicy` wraps a policy: between stretches of its actions it holds the last
-command (the base stops driving) for `PAUSE_SECONDS`, long enough for the servos to settle
-(about 1.5 s) and leave still frames; the wrapped policy is not advanced during a pause, so it
-resumes where it stopped.
+robot standing still under a held command, and it predicts motion there: after 30 still frames
+with the command held, `flow-default` rolls the unchanged view out at 29.4 dB for the first
+frame and 22.6 dB by the fourth, where the tokenizer reconstructs it at 30.4 dB
+(`benchmarks/planning_goal_bias.py`). A planner near its goal asks exactly that question.
+`PausingPolicy` wraps a policy: between stretches of its actions it holds the last command
+(the base stops driving) for `PAUSE_SECONDS`, long enough for the servos to settle (about
+1.5 s) and leave still frames; the wrapped policy is not advanced during a pause, so it
+resumes where it stopped. (Fine-tuning `flow-default` on a half-paused data set lessened the
+drift but did not make it plan better; the README's Planning section has the numbers.)
 """
 from __future__ import annotations
 

@@ -9,9 +9,10 @@ Actions are taken in dataset units and normalised by the stored `ActionNormalize
 
 `prediction="data"` makes the network output x1 itself (trained on its squared error) and
 the sampler's velocity (x1_hat - x_s) / (1 - s). One Euler step from noise then returns the
-network's estimate of E[x1 | context] directly; a velocity network must instead output
-E[x1] - x0, carrying the noise x0 through exactly, and what it fails to cancel shows up as
-motion: still scenes cost `flow-default` 8 dB against the tokenizer's reconstruction.
+network's estimate of E[x1 | context] directly, and a zero output copies the last frame; a
+velocity network must instead output E[x1] - x0 and so carry the noise x0 through. (The
+shipped `flow-default` predicts velocity; the README's Planning section has a data-prediction
+trial's numbers.)
 """
 from __future__ import annotations
 
