@@ -350,7 +350,8 @@ class WorldModelPlanning:
 
         self.kind = kind
         self.checkpoint = str(resolve_checkpoint(checkpoint))
-        family = read_config(self.checkpoint).get("family")
+        config = read_config(self.checkpoint)
+        family = config.get("family")
         if family != kind:
             raise ValueError(f"{self.checkpoint}: is a '{family}' checkpoint, the {kind} rows need a '{kind}' one")
         if sampling_steps is not None and int(sampling_steps) < 1:
@@ -361,7 +362,7 @@ class WorldModelPlanning:
         self.model = dynamics.model
         self.num_past = dynamics.num_past
         # Data frames per latent frame: a stride-k model predicts the frame k ahead in one step.
-        self.frame_stride = frame_stride(read_config(self.checkpoint), self.checkpoint)
+        self.frame_stride = frame_stride(config, self.checkpoint)
         self.sampling_steps = sampling_steps
         self.cfg_scale = cfg_scale  # Flow-HWM only; None: the checkpoint's
 
