@@ -29,6 +29,10 @@ class FlowDataConfig:
     num_future: int = 1
     frame_stride: int = 1  # raw frames between latent frames; actions are pooled over the stride
     action_pooling: str = "mean"  # "mean": one action token per latent; "none": frame_stride tokens per latent
+    # Self-forcing (train/self_forcing.py): up to this many of the last context frames are the
+    # model's own rollout, in this fraction of training windows (0: teacher forcing only)
+    self_forcing_frames: int = 0
+    self_forcing_fraction: float = 0.5
 
 
 @functools.cache
@@ -50,6 +54,16 @@ def training_schema() -> type:
 def flow_objective(model, batch):
     """objective(model, batch) -> (loss, metrics) for the Trainer: the model's own flow-matching loss."""
     return model(batch)
+
+
+def self_forcing_objective(num_past: int, fraction: float):
+    """flow_objective on windows whose context may end in the model's own rollout (train/self_forcing.py)."""
+    from train.self_forcing import self_forced_batch
+
+    def objective(model, batch):
+        return model(self_forced_batch(model, batch, num_past, fraction))
+
+    return objective
 
 
 def load_flow_config(config: str | os.PathLike = "default", overrides=()):
@@ -101,6 +115,7 @@ def train_flow(data_dir: str | os.PathLike, config: str | os.PathLike = "default
     """Train a Flow-HWM on DATA/train (validating on DATA/val if present); return the final checkpoint."""
     from models.flow import FlowHWM, latent_statistics
     from train.data.windows import WindowDataset, action_statistics
+    from train.self_forcing import check_self_forcing
     from train.trainer import Trainer
 
     root = Path(data_dir)
@@ -119,12 +134,15 @@ def train_flow(data_dir: str | os.PathLike, config: str | os.PathLike = "default
                                 "tokenizer is stored beside the latents (the checkpoint carries it)")
 
     data = settings.data
+    check_self_forcing(data.self_forcing_frames, data.self_forcing_fraction)
 
-    def windows(split):
-        return WindowDataset(split, num_past=data.num_past, num_future=data.num_future, source="latents",
-                             frame_stride=data.frame_stride, action_pooling=data.action_pooling)
+    def windows(split, extra_past: int = 0):
+        return WindowDataset(split, num_past=data.num_past + extra_past, num_future=data.num_future,
+                             source="latents", frame_stride=data.frame_stride, action_pooling=data.action_pooling)
 
-    train_windows = windows(train_split)
+    # Self-forcing windows start earlier so the rollout that replaces context frames starts from real ones;
+    # validation keeps teacher-forced windows, comparable across runs.
+    train_windows = windows(train_split, data.self_forcing_frames)
     val_windows = windows(val_split) if val_split is not None else None
     model = FlowHWM(model_config_for_data(settings, train_windows[0]))
     mean, std, binary_dims = action_statistics(train_split)  # train split only
@@ -139,7 +157,12 @@ def train_flow(data_dir: str | os.PathLike, config: str | os.PathLike = "default
     print(f"Flow-HWM ({model.config.variant}): {parameters / 1e6:.2f} M parameters; latents "
           f"{'x'.join(map(str, latent_shape))}, {data.num_past} past + {data.num_future} future; "
           f"{len(train_windows)} training windows{val_text}; -> {out_dir}")
-    trainer = Trainer(settings.train, model, flow_objective, train_windows, out_dir, model.checkpoint_config(),
+    objective = flow_objective
+    if data.self_forcing_frames:
+        objective = self_forcing_objective(data.num_past, data.self_forcing_fraction)
+        print(f"self-forcing: the last 1-{data.self_forcing_frames} context frames are the model's own rollout "
+              f"in {data.self_forcing_fraction:.0%} of training windows")
+    trainer = Trainer(settings.train, model, objective, train_windows, out_dir, model.checkpoint_config(),
                       val_data=val_windows, extra_files={"tokenizer": tokenizer_dir})
     return trainer.fit()
 
