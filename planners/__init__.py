@@ -12,6 +12,7 @@ _EXPORTS = {
     "CEM": "planners.cem",
     "MPPI": "planners.mppi",
     "MPC": "planners.mpc",
+    "FilteredPlanner": "planners.plan_filter",
     "LatentGoalCost": "planners.costs",
     "ImageGoalCost": "planners.costs",
     "CallableCost": "planners.costs",

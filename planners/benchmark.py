@@ -66,13 +66,16 @@ PLANNER_DEFAULTS = {
     "mppi": {"horizon": 1, "num_samples": 16, "num_elites": 4, "iterations": 2, "temperature": 0.5,
              "min_std": 0.02, "max_std": 0.1},
 }
+# `--cem filter_scale=S` / `--mppi filter_scale=S` (S > 0) pass the plans through a soft deadband
+# across replans (planners/plan_filter.py); 0, the default, plans without it.
+PLANNER_FILTER_DEFAULT = {"filter_scale": 0.0}
 QUICK_PLANNER_SETTINGS = {
     "cem": {"num_samples": 6, "num_elites": 2, "iterations": 1},
     "mppi": {"num_samples": 6, "num_elites": 2, "iterations": 1},
 }
 QUICK_PROTOCOL = {"episodes": 2, "steps": 4, "action_repeat": 2, "settle_steps": 4}
 SHORT_NAMES = {"horizon": "H", "num_samples": "N", "num_elites": "K", "iterations": "I", "init_std": "std",
-               "min_std": "min_std", "max_std": "max_std", "temperature": "temp"}
+               "min_std": "min_std", "max_std": "max_std", "temperature": "temp", "filter_scale": "filter"}
 
 
 @dataclasses.dataclass
@@ -124,11 +127,19 @@ def planner_settings(planner: str, overrides: dict | None = None, quick: bool = 
     settings = dict(PLANNER_DEFAULTS[planner])
     if quick:
         settings.update(QUICK_PLANNER_SETTINGS[planner])
+    known = planner_keys(planner)
     for key, value in (overrides or {}).items():
-        if key not in settings:
-            raise ValueError(f"{planner}: unknown hyper-parameter '{key}'; known: {sorted(settings)}")
-        settings[key] = type(PLANNER_DEFAULTS[planner][key])(value)
+        if key not in known:
+            raise ValueError(f"{planner}: unknown hyper-parameter '{key}'; known: {sorted(known)}")
+        settings[key] = type(known[key])(value)
+    if not settings.get("filter_scale"):
+        settings.pop("filter_scale", None)  # off: rows and tables name only what planned
     return settings
+
+
+def planner_keys(planner: str) -> dict:
+    """Every hyper-parameter `--cem` / `--mppi` accept, with its default."""
+    return {**PLANNER_DEFAULTS[planner], **PLANNER_FILTER_DEFAULT}
 
 
 def add_diagnostic_arguments(parser, default_json: str) -> None:
@@ -153,10 +164,10 @@ def parse_overrides(planner: str, pairs: Sequence[str] | None) -> dict:
         key = key.strip().replace("-", "_")
         if not sep or not key:
             raise ValueError(f"--{planner}: expected KEY=VALUE, got '{pair}'")
-        if key not in PLANNER_DEFAULTS[planner]:
-            known = sorted(PLANNER_DEFAULTS[planner])
+        if key not in planner_keys(planner):
+            known = sorted(planner_keys(planner))
             raise ValueError(f"--{planner}: unknown hyper-parameter '{key}'; known: {known}")
-        kind = type(PLANNER_DEFAULTS[planner][key])
+        kind = type(planner_keys(planner)[key])
         try:
             overrides[key] = kind(text)
         except ValueError:
@@ -467,8 +478,12 @@ class CpuTimedPlanner:
 def make_planner(planner: str, settings: dict, seed: int, low=-1.0, high=1.0):
     from planners.cem import CEM
     from planners.mppi import MPPI
+    from planners.plan_filter import FilteredPlanner
 
-    return {"cem": CEM, "mppi": MPPI}[planner](**settings, low=low, high=high, seed=seed)
+    settings = dict(settings)
+    filter_scale = settings.pop("filter_scale", 0.0)
+    made = {"cem": CEM, "mppi": MPPI}[planner](**settings, low=low, high=high, seed=seed)
+    return FilteredPlanner(made, filter_scale) if filter_scale else made
 
 
 def score(env, episode: Episode, plan_seconds=(), plan_cpu_seconds=()) -> EpisodeResult:
