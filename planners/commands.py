@@ -64,8 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for planner, values in PLANNER_DEFAULTS.items():
         shown = " ".join(f"{key}={value}" for key, value in values.items())
         parser.add_argument(f"--{planner}", nargs="+", metavar="KEY=VALUE", default=None,
-                            help=f"{planner.upper()} hyper-parameters (default: {shown}; filter_scale=S > 0 "
-                                 "adds the soft deadband across replans, planners/plan_filter.py)")
+                            help=f"{planner.upper()} hyper-parameters (default: {shown}; filter_scale is the soft "
+                                 "deadband across replans, planners/plan_filter.py, 0 turns it off)")
     parser.add_argument("--flow-steps", type=int, default=None,
                         help="Flow-HWM sampling steps per frame (default: the checkpoint's)")
     parser.add_argument("--masked-steps", type=int, default=None,

@@ -95,14 +95,14 @@ def test_bad_filter_arguments():
         FilteredPlanner(object(), scale=0.1)
 
 
-def test_benchmark_switches_the_filter_per_planner():
+def test_benchmark_filters_by_default_and_turns_it_off_per_planner():
     from planners.benchmark import format_settings, make_planner, parse_overrides, planner_settings
 
-    assert "filter_scale" not in planner_settings("cem")  # off by default; rows name only what planned
-    assert isinstance(make_planner("cem", planner_settings("cem"), seed=0), CEM)
-    settings = planner_settings("mppi", parse_overrides("mppi", ["filter_scale=0.05"]))
+    settings = planner_settings("mppi")
     planner = make_planner("mppi", settings, seed=0)
     assert isinstance(planner, FilteredPlanner) and planner.scale == 0.05
     assert "filter 0.05" in format_settings({"hyperparameters": settings})
+    off = planner_settings("cem", parse_overrides("cem", ["filter_scale=0"]))
+    assert "filter_scale" not in off and isinstance(make_planner("cem", off, seed=0), CEM)  # rows name what planned
     with pytest.raises(ValueError, match="scale must be a positive number"):
         make_planner("cem", planner_settings("cem", {"filter_scale": -1.0}), seed=0)
