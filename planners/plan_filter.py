@@ -29,7 +29,6 @@ class FilteredPlanner:
             raise ValueError(f"FilteredPlanner: scale must be a positive number (unit-box width), got {scale!r}")
         self.planner = planner
         self.scale = float(scale)
-        self.name = f"filtered {planner.name}"
         self.horizon = planner.horizon
 
     def reset(self, seed: int | None = None, initial_plan=None) -> None:

@@ -50,13 +50,12 @@ def self_forced_batch(model, batch: dict, num_past: int, fraction: float,
     context = past[rows, start : start + num_past]
     context_actions = actions[rows, start : start + num_past]
     future_actions = actions[rows, start + num_past : start + num_past + frames]  # into the frames it predicts
-    was_training = model.training
     model.eval()  # sample as at planning time (no classifier-free-guidance dropout)
     try:
         with torch.no_grad():
             predicted = model.rollout(context, context_actions, future_actions)  # (n, r, ...)
     finally:
-        model.train(was_training)
+        model.train()  # only reached in training mode (returned above otherwise)
     rolled = torch.cat([context, predicted.to(context.device, context.dtype)], dim=1)[:, -num_past:]
     latents = out["past_latents"].clone()
     latents[rows] = rolled
