@@ -16,6 +16,7 @@ are reported in action units and in radians (half the joint's range per action u
 latter comparable with the benchmark's 0.03 rad success threshold. It also scores the model's
 frame after holding the goal command itself (`still_psnr`): nothing moves, so the truth is the
 goal frame, and the tokenizer's reconstruction of it (`still_recon_psnr`) is the ceiling;
+`costs` keeps both cost curves over the offsets (a flat one has no slope to plan on).
 `still_psnr_per_step` follows the rollout step by step, which shows whether its own small
 errors, read back as motion, grow into drift. With continuous latents, `response_ratio` compares
 how far the model's predicted latent moves at the two end offsets with how far the simulator's
@@ -111,6 +112,7 @@ def main() -> None:
             cost = LatentGoalCost.from_image(planning.tokenizer, settled.frames[-1])
         row = {"episode": episode.index, "model_argmin": {}, "simulator_argmin": {}, "model_argmin_rad": {},
                "simulator_argmin_rad": {}, "latent_move": {"model": {}, "simulator": {}},
+               "costs": {"model": {}, "simulator": {}},
                **still_prediction(dynamics, state, goal_command, settled.frames[-1])}
         for name, joint in zip(VIEW_JOINT_NAMES, view_joints()):
             actions = np.repeat(goal_command[None], len(deltas), axis=0)
@@ -122,6 +124,7 @@ def main() -> None:
                 for source, latents in (("model", predicted[:, -1]), ("simulator", encode(rendered[:, -1]))):
                     row["latent_move"][source][name] = float(latent_move(latents))
             for source, costs in (("model", model_cost), ("simulator", simulator_cost)):
+                row["costs"][source][name] = costs.tolist()  # over `deltas`: the shape of the basin
                 offset = argmin_offset(costs)
                 row[f"{source}_argmin"][name] = offset
                 row[f"{source}_argmin_rad"][name] = float(offset * half_ranges[joint])

@@ -345,6 +345,12 @@ def test_goal_bias_diagnostic_finds_the_simulators_minimum_at_the_goal(cost, che
     # holding the goal command keeps the goal view: the simulator's cost is smallest at offset 0
     assert all(value == 0.0 for value in row["simulator_argmin"].values())
     assert result["mean_abs_argmin"]["simulator_argmin_rad"] == 0.0
+    # both cost curves are kept, one value per offset, and their argmins are the reported ones
+    for source in ("model", "simulator"):
+        assert set(row["costs"][source]) == set(row["model_argmin"])
+        for name, costs in row["costs"][source].items():
+            assert len(costs) == len(result["deltas"]) and all(np.isfinite(costs))
+            assert min(costs) == pytest.approx(costs[result["deltas"].index(row[f"{source}_argmin"][name])], rel=1e-6)
     # the still-robot prediction is scored against the unchanged frame, beside the tokenizer's own ceiling
     assert 0 < row["still_psnr"] < 100 and 0 < row["still_recon_psnr"] < 100
     assert result["mean_still_psnr"]["still_psnr"] == row["still_psnr"]
