@@ -359,3 +359,66 @@ def test_goal_bias_diagnostic_finds_the_simulators_minimum_at_the_goal(cost, che
     assert set(row["latent_move"]["simulator"]) == set(result["response_ratio"]) == set(row["model_argmin"])
     assert max(row["latent_move"]["simulator"].values()) > 0  # the camera moves
     assert all(np.isfinite(value) and value >= 0 for value in result["response_ratio"].values())
+
+
+def test_goal_line_diagnostic_scores_the_path_to_the_goal(checkpoints, tmp_path, monkeypatch, capsys):
+    script = load_script("benchmarks/planning_goal_line.py")
+    planning = tmp_path / "planning.json"
+    rows = [{"model": "flow", "planner": "MPPI", "final_errors": [0.01], "protocol": {"seed": 0, "success_threshold": 0.03}},
+            {"model": "masked", "planner": "MPPI", "final_errors": [0.5], "protocol": {"seed": 0, "success_threshold": 0.03}}]
+    planning.write_text(json.dumps(rows))
+    out = tmp_path / "line.json"
+    monkeypatch.setattr("sys.argv", ["planning_goal_line.py", "--checkpoint", str(checkpoints["flow"]), "--episodes", "1",
+                                     "--points", "5", "--threads", "1", "--planning", str(planning), "--json", str(out)])
+    script.main()
+    result = json.loads(out.read_text())
+    assert result["fractions"] == [0.0, 0.5, 1.0, 1.5, 2.0]
+    row = result["rows"][0]
+    for source in ("model", "simulator"):
+        costs = row["costs"][source]
+        assert len(costs) == 5 and all(np.isfinite(costs))
+        assert row[source]["argmin"] == result["fractions"][int(np.argmin(costs))]
+        assert row[source]["depth"] == pytest.approx(1 - min(costs) / costs[0])
+        assert row[source]["depth_at_goal"] == pytest.approx(1 - costs[2] / costs[0])
+    # commanding the goal pose brings the simulator's view nearer the goal image
+    assert row["simulator"]["depth_at_goal"] > 0
+    # the planning file's flow row reached the goal in its one episode; the masked row is not this model's
+    assert set(result["by_outcome"]) == {"flow MPPI"}
+    assert result["by_outcome"]["flow MPPI"]["succeeded"]["episodes"] == 1
+    assert result["by_outcome"]["flow MPPI"]["failed"] == {"episodes": 0, **{
+        f"{source}_{key}": None for source in ("model", "simulator") for key in ("argmin", "depth", "depth_at_goal")}}
+
+
+def test_goal_line_actions_move_only_the_goal_joints_inside_the_box():
+    from hwm_env.sim.env import HWMSimEnv
+    from hwm_env.sim.goals import GOAL_JOINTS
+    from planners.benchmark import make_episodes
+
+    script = load_script("benchmarks/planning_goal_line.py")
+    env = HWMSimEnv(resolution=64)
+    try:
+        episode = make_episodes(env, Protocol(episodes=1, seed=0))[0]
+        fractions = np.array([0.0, 1.0, 3.0])
+        actions = script.line_actions(episode, env, fractions)
+        goal_command = env.action_from_state(episode.goal_state)
+    finally:
+        env.close()
+    joints = list(GOAL_JOINTS)
+    others = [j for j in range(25) if j not in joints]
+    np.testing.assert_allclose(actions[0], episode.hold_action, atol=1e-6)  # f = 0: the start command
+    np.testing.assert_allclose(actions[1, joints], np.clip(goal_command[joints], -1, 1), atol=1e-5)  # f = 1: the goal
+    np.testing.assert_allclose(actions[:, others], np.repeat(episode.hold_action[None, others], 3, 0), atol=1e-6)
+    low, high = action_box(episode.hold_action)
+    assert (actions >= low - 1e-6).all() and (actions <= high + 1e-6).all()  # f = 3 overshoots, clipped
+
+
+def test_goal_line_diagnostic_refuses_fractions_without_the_goal(checkpoints, monkeypatch, capsys):
+    script = load_script("benchmarks/planning_goal_line.py")
+    monkeypatch.setattr("sys.argv", ["planning_goal_line.py", "--checkpoint", str(checkpoints["flow"]),
+                                     "--max-fraction", "2", "--points", "4"])
+    with pytest.raises(SystemExit) as error:
+        script.main()
+    assert error.value.code == 2 and "must include 1" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="no 'flow' row with episode seed 3"):
+        script.split_by_outcome([{}], [{"model": "flow", "planner": "CEM", "final_errors": [0.1],
+                                        "protocol": {"seed": 0, "success_threshold": 0.03}}], "flow", 3)
