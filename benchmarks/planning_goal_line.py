@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -86,7 +87,9 @@ def main() -> None:
     if args.max_fraction < 1.0 or not np.isclose(fractions, 1.0).any():
         parser.error(f"the fractions must include 1 (the goal): --max-fraction {args.max_fraction:g} with "
                      f"--points {args.points} gives {np.round(fractions, 3).tolist()}")
-    planning_rows = json.loads(open(args.planning).read()) if args.planning else None
+    if args.planning and not Path(args.planning).is_file():
+        parser.error(f"--planning: no file {args.planning}")
+    planning_rows = json.loads(Path(args.planning).read_text()) if args.planning else None
     torch.set_num_threads(args.threads)
 
     from hwm_env.sim.dynamics import SimDynamics

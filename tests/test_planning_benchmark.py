@@ -419,6 +419,11 @@ def test_goal_line_diagnostic_refuses_fractions_without_the_goal(checkpoints, mo
     with pytest.raises(SystemExit) as error:
         script.main()
     assert error.value.code == 2 and "must include 1" in capsys.readouterr().err
+    monkeypatch.setattr("sys.argv", ["planning_goal_line.py", "--checkpoint", str(checkpoints["flow"]),
+                                     "--planning", "no/such/planning.json"])
+    with pytest.raises(SystemExit) as error:
+        script.main()
+    assert error.value.code == 2 and "no file no/such/planning.json" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no 'flow' row with episode seed 3"):
         script.split_by_outcome([{}], [{"model": "flow", "planner": "CEM", "final_errors": [0.1],
                                         "protocol": {"seed": 0, "success_threshold": 0.03}}], "flow", 3)
