@@ -31,10 +31,9 @@ from planners.benchmark import add_diagnostic_arguments
 
 def candidate_sets(episode, env, count: int, std: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
     from hwm_env.sim.goals import GOAL_JOINTS
-    from planners.benchmark import action_box, view_joints
+    from planners.benchmark import goal_joint_commands, view_joints
 
     joints = list(GOAL_JOINTS)
-    low, high = action_box(episode.hold_action)
     start = episode.hold_action[joints]
     toward_goal = env.action_from_state(episode.goal_state)[joints] - start
     is_view = np.isin(joints, view_joints())
@@ -44,12 +43,7 @@ def candidate_sets(episode, env, count: int, std: float, rng: np.random.Generato
         "view": start + rng.normal(0, std, (count, len(joints))) * is_view,
         "arms": start + rng.normal(0, std, (count, len(joints))) * ~is_view,
     }
-    out = {}
-    for name, values in sets.items():
-        actions = np.repeat(episode.hold_action[None], count, axis=0)
-        actions[:, joints] = values
-        out[name] = np.clip(actions, low, high).astype(np.float32)
-    return out
+    return {name: goal_joint_commands(episode.hold_action, values) for name, values in sets.items()}
 
 
 def main() -> None:

@@ -28,19 +28,18 @@ from models.atomic import atomic_write_text
 from planners.benchmark import add_diagnostic_arguments
 
 SOURCES = ("model", "simulator")
+SUMMARY_KEYS = ("argmin", "depth", "depth_at_goal")  # what curve_summary reports
 
 
 def line_actions(episode, env, fractions: np.ndarray) -> np.ndarray:
     """(F, 25) commands: the goal joints at start + f (goal - start), the rest held; inside the planner's box."""
     from hwm_env.sim.goals import GOAL_JOINTS
-    from planners.benchmark import action_box
+    from planners.benchmark import goal_joint_commands
 
     joints = list(GOAL_JOINTS)
-    goal_command = env.action_from_state(episode.goal_state)
-    actions = np.repeat(episode.hold_action[None], len(fractions), axis=0).astype(np.float32)
-    actions[:, joints] += fractions[:, None] * (goal_command[joints] - episode.hold_action[joints])
-    low, high = action_box(episode.hold_action)
-    return np.clip(actions, low, high).astype(np.float32)
+    start = episode.hold_action[joints]
+    toward_goal = env.action_from_state(episode.goal_state)[joints] - start
+    return goal_joint_commands(episode.hold_action, start + fractions[:, None] * toward_goal)
 
 
 def curve_summary(costs: np.ndarray, fractions: np.ndarray) -> dict:
@@ -67,7 +66,7 @@ def split_by_outcome(rows: list[dict], planning_rows: list[dict], family: str, s
             picked = [row for row, keep in zip(rows, chosen) if keep]
             groups[outcome] = {"episodes": len(picked), **{
                 f"{source}_{key}": (float(np.mean([row[source][key] for row in picked])) if picked else None)
-                for source in SOURCES for key in ("argmin", "depth", "depth_at_goal")}}
+                for source in SOURCES for key in SUMMARY_KEYS}}
         out[f"{family} {planning_row['planner']}"] = groups
     if not out:
         raise ValueError(f"--planning: no '{family}' row with episode seed {seed}")
@@ -118,7 +117,7 @@ def main() -> None:
               f"{row['simulator']['argmin']:.3g} (simulator); depth {row['model']['depth']:.2f} / "
               f"{row['simulator']['depth']:.2f}", flush=True)
     means = {f"{source}_{key}": float(np.mean([row[source][key] for row in rows]))
-             for source in SOURCES for key in ("argmin", "depth", "depth_at_goal")}
+             for source in SOURCES for key in SUMMARY_KEYS}
     result = {"checkpoint": args.checkpoint, "episodes": args.episodes, "seed": args.seed,
               "action_repeat": args.action_repeat, "cost": args.cost,
               "cost_blur": args.cost_blur if args.cost == "image" else None,

@@ -249,6 +249,16 @@ def action_box(hold_action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
+def goal_joint_commands(hold_action: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(N, 25) float32 commands: the goal joints at `values` (N, len(GOAL_JOINTS)), the rest held, inside the box."""
+    from hwm_env.sim.goals import GOAL_JOINTS
+
+    actions = np.repeat(hold_action[None], len(values), axis=0).astype(np.float32)
+    actions[:, list(GOAL_JOINTS)] = values
+    low, high = action_box(hold_action)
+    return np.clip(actions, low, high).astype(np.float32)
+
+
 # --- held actions: env, dynamics and context ---------------------------------------------------
 
 
