@@ -30,8 +30,8 @@ def sensitivity(checkpoint: str, data: str, episodes: int, seed: int, steps: int
     from planners.dynamics import load_world_model_dynamics
     from train import metrics
     from train.commands.evaluate import evaluation_split
-    from train.data.open import open_split
-    from train.data.windows import WindowDataset
+    from models.data.open import open_split
+    from models.data.windows import WindowDataset
     from train.evaluation import select_windows
 
     dynamics, tokenizer = load_world_model_dynamics(checkpoint)  # the model and the tokenizer it carries

@@ -108,7 +108,7 @@ def write_strip(path: Path, resolution: int = 128, num_frames: int = 8, every: i
     from PIL import Image
 
     from hwm_env.sim.commands import generate_dataset
-    from train.data.hwm_format import HWMDataset
+    from models.data.hwm_format import HWMDataset
 
     with tempfile.TemporaryDirectory() as tmp:
         generate_dataset(Path(tmp) / "sim", episodes=1, steps=num_frames * every, resolution=resolution,

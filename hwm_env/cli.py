@@ -36,7 +36,7 @@ COMMAND_MODULES = [
     "train.commands.flow",
     "train.commands.masked",
     "train.commands.readout",
-    "hwm_env.commands",
+    "train.commands.demo",
     "planners.commands",
     "train.commands.policy",
 ]

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from train.data.hwm_format import HWMDataset, HWMWriter, write_encoding
-from train.data.open import open_split, open_splits
+from models.data.hwm_format import HWMDataset, HWMWriter, write_encoding
+from models.data.open import open_split, open_splits
 
 NAMES = ["joint_a", "joint_b", "grip"]
 

@@ -7,7 +7,7 @@ import torch
 
 from hwm_env.cli import main
 from models.tokenizers import AutoencoderConfig, ConvTokenizer, load_tokenizer
-from train.data.hwm_format import HWMDataset, HWMWriter
+from models.data.hwm_format import HWMDataset, HWMWriter
 from train.encode import encode_dataset, evaluate_tokenizer
 
 TINY = dict(pixel_shuffle=2, channels=[16, 16, 32], res_blocks=1, bottleneck_blocks=0, norm_groups=4)

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from train.data.hwm_format import HWMDataset, HWMWriter, write_encoding
-from train.data.windows import WindowDataset
+from models.data.hwm_format import HWMDataset, HWMWriter, write_encoding
+from models.data.windows import WindowDataset
 from train.evaluation import evaluate_world_model, markdown_table, select_windows
 from train.metrics import PSNR_CAP_DB
 

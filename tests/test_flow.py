@@ -393,7 +393,7 @@ def test_checkpoint_round_trip(tmp_path):
 def write_latent_dataset(root, with_latents=True):
     """A tiny hwm-v1 data set of smooth moving frames, encoded by a real (untrained) tiny tokenizer."""
     from models.tokenizers import AutoencoderConfig, ConvTokenizer
-    from train.data.hwm_format import HWMWriter
+    from models.data.hwm_format import HWMWriter
     from train.encode import encode_split
 
     generator = np.random.default_rng(0)

@@ -442,7 +442,7 @@ def test_checkpoint_round_trip_and_family_check(tmp_path):
 def write_token_dataset(root, with_tokens: bool = True, fsq_levels=(4, 4)):
     """train/ + val/ hwm-v1 splits of 16x16 frames with tokens from a tiny FSQ tokenizer (4x4 grid, 16 codes)."""
     from models.tokenizers import AutoencoderConfig, ConvTokenizer
-    from train.data.hwm_format import HWMWriter, write_encoding
+    from models.data.hwm_format import HWMWriter, write_encoding
 
     tokenizer = ConvTokenizer(AutoencoderConfig(image_size=[16, 16], quantizer="fsq", fsq_levels=list(fsq_levels),
                                                 channels=[8, 8], res_blocks=1, bottleneck_blocks=0, norm_groups=4))

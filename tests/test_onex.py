@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from onex_fixtures import decode_frame_code, write_onex_split
 
-from train.data import onex
-from train.data.open import open_split, open_splits, split_format
-from train.data.windows import WindowDataset, action_statistics
+from models.data import onex
+from models.data.open import open_split, open_splits, split_format
+from models.data.windows import WindowDataset, action_statistics
 
 # odd frame counts: 200 = 17*11+13, 203 = 17*11+16, 191 = 17*11+4 -> each last chunk is partial
 TRAIN_FRAMES = [200, 203, 191]

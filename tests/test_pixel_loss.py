@@ -26,8 +26,8 @@ def tiny_model():
 
 @pytest.mark.parametrize("frame_stride", [1, 2])
 def test_windows_carry_the_frames_their_future_tokens_encode(data, frame_stride):
-    from train.data.hwm_format import HWMDataset
-    from train.data.windows import WindowDataset
+    from models.data.hwm_format import HWMDataset
+    from models.data.windows import WindowDataset
     from train.pixel_loss import WindowsWithFrames
 
     split = HWMDataset(data / "train")
@@ -44,8 +44,8 @@ def test_windows_carry_the_frames_their_future_tokens_encode(data, frame_stride)
 
 def test_the_loss_decodes_what_the_mean_readout_evaluation_decodes(data):
     from models.tokenizers.base import unit_to_frames
-    from train.data.hwm_format import HWMDataset
-    from train.data.windows import WindowDataset
+    from models.data.hwm_format import HWMDataset
+    from models.data.windows import WindowDataset
     from train.pixel_loss import decoded_readout, load_pixel_tokenizer
 
     torch.manual_seed(0)
@@ -64,8 +64,8 @@ def test_the_loss_decodes_what_the_mean_readout_evaluation_decodes(data):
 def test_pixel_loss_moves_the_readout_towards_the_frame_and_leaves_the_decoder(data):
     from models.masked import masked_objective
     from models.tokenizers.base import frames_to_unit
-    from train.data.hwm_format import HWMDataset
-    from train.data.windows import WindowDataset
+    from models.data.hwm_format import HWMDataset
+    from models.data.windows import WindowDataset
     from train.pixel_loss import WindowsWithFrames, decoded_readout, load_pixel_tokenizer, pixel_objective
 
     tokenizer = load_pixel_tokenizer("", data / "train" / "tokens_tokenizer", [4, 4])

@@ -129,7 +129,7 @@ def test_truncated_episodes_restart_from_new_data_goals(checkpoints, sim_data):
 
 def test_data_goals_are_frames_ahead_in_the_same_episode(tmp_path):
     """Frames and actions carry their own index, so the sampled window can be checked exactly."""
-    from train.data.hwm_format import HWMWriter
+    from models.data.hwm_format import HWMWriter
 
     lengths = (9, 12)
     with HWMWriter(tmp_path / "data" / "train", 64, 64, action_dim=ACTION_DIM, fps=15,

@@ -23,8 +23,8 @@ def masked_run(tmp_path_factory):
 
 def test_readouts_line_up_with_the_frames_they_predict(masked_run):
     from models.loading import load_world_model
-    from train.data.hwm_format import HWMDataset
-    from train.data.windows import WindowDataset
+    from models.data.hwm_format import HWMDataset
+    from models.data.windows import WindowDataset
     from train.readout_decoder import mean_readouts
 
     model = load_world_model(masked_run / "masked" / "final")

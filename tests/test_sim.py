@@ -324,7 +324,7 @@ def test_sim_dynamics_rolls_out_candidates_from_one_snapshot(env):
 # ---------------------------------------------------------------- hwm data sim
 def test_data_sim_round_trips_through_hwm_dataset(tmp_path):
     from hwm_env.cli import main
-    from train.data.hwm_format import HWMDataset
+    from models.data.hwm_format import HWMDataset
 
     out = tmp_path / "sim"
     argv = ["data", "sim", "--episodes", "2", "--steps", "10", "--resolution", "64", "--out", str(out), "--seed", "3"]
@@ -407,7 +407,7 @@ def test_held_step_policy_holds_steps_on_the_goal_joints_only(env):
 
 def test_data_sim_held_step_fraction_mixes_policies_and_keeps_the_rest(tmp_path):
     from hwm_env.sim.commands import generate_dataset
-    from train.data.hwm_format import HWMDataset
+    from models.data.hwm_format import HWMDataset
 
     generate_dataset(tmp_path / "smooth", episodes=6, steps=8, seed=5, val_fraction=0.0, progress=False)
     generate_dataset(tmp_path / "mix", episodes=6, steps=8, seed=5, val_fraction=0.0, progress=False,
@@ -459,7 +459,7 @@ def test_pausing_policy_holds_its_command_until_the_robot_stands_still(env):
 
 def test_data_sim_pause_fraction_pauses_some_episodes_and_keeps_the_rest(tmp_path):
     from hwm_env.sim.commands import generate_dataset
-    from train.data.hwm_format import HWMDataset
+    from models.data.hwm_format import HWMDataset
 
     # 100 frames: the first pause starts within 6 s (MOVE_SECONDS)
     generate_dataset(tmp_path / "smooth", episodes=6, steps=100, seed=5, val_fraction=0.0, progress=False)

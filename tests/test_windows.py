@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from train.data.hwm_format import HWMDataset, HWMWriter, write_encoding
-from train.data.windows import WindowDataset, action_statistics
+from models.data.hwm_format import HWMDataset, HWMWriter, write_encoding
+from models.data.windows import WindowDataset, action_statistics
 
 EPISODES = (10, 25, 6)
 

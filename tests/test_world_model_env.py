@@ -221,7 +221,7 @@ def test_reward_fn_sees_latent_frame_and_action(checkpoints):
 
 def test_context_from_a_data_set(checkpoints, tmp_path):
     """A seeded random window; the actions into its frames follow the data contract (actions[t]: t -> t+1)."""
-    from train.data.hwm_format import HWMWriter
+    from models.data.hwm_format import HWMWriter
 
     rng = np.random.default_rng(0)
     for split, episodes in (("train", 2), ("val", 1)):

@@ -16,7 +16,7 @@ import torch
 
 from models.checkpoint import read_config, resolve_checkpoint
 from models.tokenizers import Tokenizer, load_tokenizer
-from train.data.hwm_format import METADATA_FILE, HWMDataset, write_encoding
+from models.data.hwm_format import METADATA_FILE, HWMDataset, write_encoding
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from train import metrics
-from train.data.hwm_format import HWMDataset
-from train.data.windows import WindowDataset
+from models.data.hwm_format import HWMDataset
+from models.data.windows import WindowDataset
 
 METRIC_KEYS = ("psnr", "ssim", "sharpness", "copy_last_psnr", "copy_last_ssim", "recon_psnr", "recon_ssim",
                "recon_sharpness", "other_actions_psnr", "delta_psnr")
@@ -113,7 +113,7 @@ def evaluate_world_model(
     from tqdm.auto import tqdm
 
     if isinstance(split, (str, os.PathLike)):
-        from train.data.open import open_split
+        from models.data.open import open_split
 
         split = open_split(split)
     if horizon < 1:

@@ -22,8 +22,8 @@ from models.masked import masked_objective
 from models.masked.maskgit import expected_digits
 from models.tokenizers.autoencoder import ConvTokenizer, psnr_of_images
 from models.tokenizers.base import frames_to_unit
-from train.data.hwm_format import HWMDataset
-from train.data.windows import WindowDataset
+from models.data.hwm_format import HWMDataset
+from models.data.windows import WindowDataset
 
 
 @dataclass

@@ -335,8 +335,8 @@ class DataGoals:
 
     def __init__(self, path: str | os.PathLike, num_past: int, image_size: Sequence[int], action_dim: int,
                  task: TaskSettings, frame_stride: int = 1):
-        from train.data.open import find_splits, open_split, split_format
-        from train.data.windows import WindowDataset
+        from models.data.open import find_splits, open_split, split_format
+        from models.data.windows import WindowDataset
 
         path = Path(path).expanduser()
         if not path.exists():

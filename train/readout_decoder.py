@@ -26,8 +26,8 @@ from models.masked import MaskedHWM
 from models.tokenizers.autoencoder import ConvTokenizer, psnr_of_images
 from models.tokenizers.base import frames_to_unit
 from train.config import load_config
-from train.data.hwm_format import HWMDataset
-from train.data.windows import WindowDataset
+from models.data.hwm_format import HWMDataset
+from models.data.windows import WindowDataset
 from train.tokenizer_training import open_training_splits
 from train.trainer import TrainConfig, Trainer
 

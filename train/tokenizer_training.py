@@ -16,7 +16,7 @@ import torch
 from models.tokenizers.autoencoder import QUANTIZERS, AutoencoderConfig, ConvTokenizer, psnr_of_images
 from models.tokenizers.base import frames_to_unit
 from train.config import load_config
-from train.data.hwm_format import METADATA_FILE, HWMDataset
+from models.data.hwm_format import METADATA_FILE, HWMDataset
 from train.trainer import TrainConfig, Trainer
 
 PRESET_FAMILY = "tokenizer"

@@ -129,7 +129,7 @@ def generate_dataset(
     from hwm_env.sim.held_steps import HeldStepPolicy
     from hwm_env.sim.pauses import PausingPolicy
     from models.checkpoint import atomic_directory_write
-    from train.data.hwm_format import HWMWriter
+    from models.data.hwm_format import HWMWriter
 
     if episodes < 1 or steps < 1:
         raise ValueError(f"--episodes and --steps must be >= 1, got {episodes} and {steps}")

@@ -40,7 +40,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
 
 def evaluation_split(data: str | os.PathLike) -> Path:
     """`data` itself when it is a split folder, else the val split of a data set root."""
-    from train.data.open import find_splits, split_format
+    from models.data.open import find_splits, split_format
 
     data = Path(data)
     if split_format(data) is not None:

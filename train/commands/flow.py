@@ -94,7 +94,7 @@ def model_config_for_data(settings, window: dict):
 
 
 def _open_latent_split(path: Path, required: bool):
-    from train.data.hwm_format import METADATA_FILE, HWMDataset
+    from models.data.hwm_format import METADATA_FILE, HWMDataset
 
     if not (path / METADATA_FILE).is_file():
         if required:
@@ -114,7 +114,7 @@ def train_flow(data_dir: str | os.PathLike, config: str | os.PathLike = "default
                out_dir: str | os.PathLike | None = None, overrides=()) -> Path:
     """Train a Flow-HWM on DATA/train (validating on DATA/val if present); return the final checkpoint."""
     from models.flow import FlowHWM, latent_statistics
-    from train.data.windows import WindowDataset, action_statistics
+    from models.data.windows import WindowDataset, action_statistics
     from train.self_forcing import check_self_forcing
     from train.trainer import Trainer
 

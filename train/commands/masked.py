@@ -73,7 +73,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
 
 def token_source(split) -> dict[str, Any]:
     """Vocabulary, grid, FSQ levels and tokenizer folder of a split's pre-encoded tokens."""
-    from train.data.hwm_format import HWMDataset
+    from models.data.hwm_format import HWMDataset
 
     if isinstance(split, HWMDataset):
         if split.tokens is None:
@@ -87,7 +87,7 @@ def token_source(split) -> dict[str, Any]:
     else:  # 1X v2.0 tokenized (Cosmos DV8x8x8); its tokenizer weights are the user's
         description = dict(getattr(split, "tokenizer", None) or {})
         tokenizer_dir = None
-        from train.data import onex
+        from models.data import onex
 
         grid = list(onex.TOKEN_GRID)
     if "vocab_size" not in description:
@@ -114,7 +114,7 @@ def _find_key(tree: Any, key: str):
 
 
 def _open_eval_split(path: str):
-    from train.data.open import find_splits, open_split, split_format
+    from models.data.open import find_splits, open_split, split_format
 
     if split_format(path) is not None:
         return open_split(path)
@@ -129,8 +129,8 @@ def train_masked(args: argparse.Namespace) -> int:
 
     from models.masked import MaskedHWM, masked_objective
     from train.config import load_config
-    from train.data.open import open_splits
-    from train.data.windows import WindowDataset, action_statistics
+    from models.data.open import open_splits
+    from models.data.windows import WindowDataset, action_statistics
     from train.trainer import Trainer
 
     config = load_config(MaskedTrainingConfig, FAMILY, args.config, args.overrides)
@@ -254,7 +254,7 @@ def evaluate_tokens(model, windows, batch_size: int = 32, max_windows: int | Non
 def eval_tokens(args: argparse.Namespace) -> int:
     from models.loading import load_world_model
     from models.checkpoint import frame_stride, read_config, resolve_checkpoint
-    from train.data.windows import WindowDataset
+    from models.data.windows import WindowDataset
 
     path = resolve_checkpoint(args.checkpoint)
     checkpoint = read_config(path)

@@ -1,1 +1,1 @@
-"""Data sets: the `hwm-v1` format, the 1X world-model v2.0 readers, training windows."""
+"""The `hwm data` commands; the data formats themselves live in `models.data`."""

@@ -19,7 +19,7 @@ def register(groups) -> None:
 
 def split_folders(path: Path) -> list[Path]:
     """The split itself, or every split folder directly under a data set root."""
-    from train.data.open import split_format
+    from models.data.open import split_format
 
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: folder does not exist")
@@ -35,10 +35,10 @@ def split_folders(path: Path) -> list[Path]:
 
 def describe_split(path: Path) -> dict:
     """A JSON-ready summary of one split."""
-    from train.data import onex
-    from train.data.hwm_format import HWMDataset
-    from train.data.open import open_split
-    from train.data.windows import action_summary
+    from models.data import onex
+    from models.data.hwm_format import HWMDataset
+    from models.data.open import open_split
+    from models.data.windows import action_summary
 
     split = open_split(path)
     summary = {"path": str(path), "format": getattr(split, "format", None) or split.metadata["format"]}

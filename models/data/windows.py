@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from train.data import onex
-from train.data.hwm_format import HWMDataset
+from models.data import onex
+from models.data.hwm_format import HWMDataset
 
 SOURCES = ("latents", "tokens", "frames")
 POOLINGS = ("mean", "none")
@@ -153,7 +153,7 @@ def split_timelines(split, source: str, frame_stride: int = 1, cross_chunks: boo
             )
             for shard in split.shards
         ]
-    raise ValueError(f"unsupported split {split!r}; expected an HWMDataset or a 1X v2.0 split (see train.data.open)")
+    raise ValueError(f"unsupported split {split!r}; expected an HWMDataset or a 1X v2.0 split (see models.data.open)")
 
 
 class WindowDataset(Dataset):
@@ -180,7 +180,7 @@ class WindowDataset(Dataset):
         cross_chunks: bool = False,
     ):
         if isinstance(split, (str, os.PathLike)):
-            from train.data.open import open_split
+            from models.data.open import open_split
 
             split = open_split(split)
         if source not in SOURCES:
@@ -318,7 +318,7 @@ def action_statistics(split) -> tuple[np.ndarray, np.ndarray, list[int]]:
     in the data gets std 1 rather than a near-zero divisor.
     """
     if isinstance(split, (str, os.PathLike)):
-        from train.data.open import open_split
+        from models.data.open import open_split
 
         split = open_split(split)
     summary = action_summary(split)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from train.data.hwm_format import (
+from models.data.hwm_format import (
     check_finite_rows,
     check_segment_idx,
     episode_ranges_of,

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from train.data import onex
-from train.data.hwm_format import FORMAT, METADATA_FILE, HWMDataset, read_json
+from models.data import onex
+from models.data.hwm_format import FORMAT, METADATA_FILE, HWMDataset, read_json
 
 # (train, val) folder names of a data set root, in the order they are tried
 SPLIT_PAIRS = (("train", "val"), ("train_v2.0", "val_v2.0"), ("train_v2.0_raw", "val_v2.0_raw"))
