@@ -138,20 +138,6 @@ def planner_settings(planner: str, overrides: dict | None = None, quick: bool = 
     return settings
 
 
-def add_diagnostic_arguments(parser, default_json: str) -> None:
-    """The options the planning diagnostics in benchmarks/ share (model sampling, episodes, cost, output)."""
-    from pathlib import Path
-
-    defaults = Protocol()
-    parser.add_argument("--action-repeat", type=int, default=defaults.action_repeat)
-    parser.add_argument("--sampling-steps", type=int, default=None, help="model sampling steps (default: the checkpoint's)")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="episode seed (the planning benchmark's)")
-    parser.add_argument("--cost", choices=COSTS, default=defaults.cost, help="the planning benchmark's --cost")
-    parser.add_argument("--cost-blur", type=float, default=defaults.cost_blur, help="--cost image: blur sigma, pixels")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--json", type=Path, default=Path(default_json))
-
-
 def parse_overrides(planner: str, pairs: Sequence[str] | None) -> dict:
     """`["horizon=2", "init_std=0.5"]` -> {"horizon": 2, "init_std": 0.5}, typed like the defaults."""
     overrides = {}
@@ -247,16 +233,6 @@ def action_box(hold_action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     high = hold_action.astype(np.float32) + FIXED_COMMAND_WIDTH
     low[list(GOAL_JOINTS)], high[list(GOAL_JOINTS)] = -1.0, 1.0
     return low, high
-
-
-def goal_joint_commands(hold_action: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """(N, 25) float32 commands: the goal joints at `values` (N, len(GOAL_JOINTS)), the rest held, inside the box."""
-    from hwm_env.sim.goals import GOAL_JOINTS
-
-    actions = np.repeat(hold_action[None], len(values), axis=0).astype(np.float32)
-    actions[:, list(GOAL_JOINTS)] = values
-    low, high = action_box(hold_action)
-    return np.clip(actions, low, high).astype(np.float32)
 
 
 # --- held actions: env, dynamics and context ---------------------------------------------------
@@ -360,8 +336,7 @@ class FinalFrameCost:
 class WorldModelPlanning:
     """Plans in a Flow-HWM or Masked-HWM checkpoint: latent rollouts from the encoded context."""
 
-    def __init__(self, kind: str, checkpoint, device: str = "cpu", sampling_steps: int | None = None,
-                 cfg_scale: float | None = None):
+    def __init__(self, kind: str, checkpoint, device: str = "cpu", sampling_steps: int | None = None):
         from models.checkpoint import frame_stride, read_config, resolve_checkpoint
         from planners.dynamics import load_world_model_dynamics
 
@@ -381,12 +356,11 @@ class WorldModelPlanning:
         # Data frames per latent frame: a stride-k model predicts the frame k ahead in one step.
         self.frame_stride = frame_stride(config, self.checkpoint)
         self.sampling_steps = sampling_steps
-        self.cfg_scale = cfg_scale  # Flow-HWM only; None: the checkpoint's
 
     def describe(self) -> dict:
         steps = self.sampling_steps or getattr(self.model.config, "num_sampling_steps", None)
-        cfg_scale = self.cfg_scale if self.cfg_scale is not None else getattr(self.model.config, "cfg_scale", None)
-        return {"checkpoint": self.checkpoint, "sampling_steps": steps, "cfg_scale": cfg_scale,
+        return {"checkpoint": self.checkpoint, "sampling_steps": steps,
+                "cfg_scale": getattr(self.model.config, "cfg_scale", None),
                 "num_past": self.num_past, "frame_stride": self.frame_stride,
                 "cost_tokenizer": f"{self.checkpoint}/tokenizer"}
 
@@ -415,7 +389,7 @@ class WorldModelPlanning:
         from planners.dynamics import WorldModelDynamics
 
         self.model_steps_per_hold(protocol.action_repeat)
-        dynamics = WorldModelDynamics(self.model, steps=self.sampling_steps, cfg_scale=self.cfg_scale, seed=seed)
+        dynamics = WorldModelDynamics(self.model, steps=self.sampling_steps, seed=seed)
         context = self.start_context(episode.context_frames, episode.context_actions)
         return (dynamics, goal_cost(self.tokenizer, episode, protocol),
                 HeldActionContext(context, self.frame_stride))

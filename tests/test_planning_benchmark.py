@@ -11,7 +11,6 @@ import torch
 
 import hwm_env  # noqa: F401  (headless MuJoCo)
 from env_fixtures import build_checkpoints
-from scripts import load_script
 from hwm_env.cli import main
 from planners.benchmark import (
     HeldActionContext,
@@ -261,42 +260,6 @@ def test_wrong_family_and_missing_requested_checkpoint(checkpoints, tmp_path, ca
     assert "Masked-HWM rows: checkpoint" in capsys.readouterr().err
 
 
-def _cost_ranking_script():
-    return load_script("benchmarks/planning_cost_ranking.py")
-
-
-def test_cost_ranking_sets_move_only_their_joints():
-    from hwm_env.sim.env import HWMSimEnv
-    from hwm_env.sim.goals import GOAL_JOINTS
-    from planners.benchmark import make_episodes, view_joints
-
-    script = _cost_ranking_script()
-    env = HWMSimEnv(resolution=32)
-    episode = make_episodes(env, Protocol(episodes=1, seed=0, settle_steps=2))[0]
-    sets = script.candidate_sets(episode, env, 8, 0.1, np.random.default_rng(0))
-    assert set(sets) == {"goal_line", "planner", "view", "arms"}
-    moved = {name: np.flatnonzero(np.abs(actions - episode.hold_action).max(axis=0) > 1e-3)
-             for name, actions in sets.items()}
-    arms = sorted(set(GOAL_JOINTS) - set(view_joints()))
-    assert moved["view"].tolist() == sorted(view_joints())
-    assert moved["arms"].tolist() == arms
-    assert moved["planner"].tolist() == sorted(GOAL_JOINTS)
-    env.close()
-
-
-def test_cost_ranking_diagnostic_writes_one_score_per_set(checkpoints, tmp_path, monkeypatch):
-    script = _cost_ranking_script()
-    out = tmp_path / "ranking.json"
-    monkeypatch.setattr("sys.argv", ["planning_cost_ranking.py", "--checkpoint", str(checkpoints["flow"]),
-                                     "--episodes", "1", "--candidates", "6", "--sampling-steps", "2",
-                                     "--threads", "1", "--json", str(out)])
-    script.main()
-    result = json.loads(out.read_text())
-    assert set(result["mean"]) == {"goal_line", "planner", "view", "arms"}
-    assert result["sampling_steps"] == 2 and len(result["rows"]) == 1
-    assert all(-1.0 <= value <= 1.0 for value in result["mean"].values())
-
-
 def test_image_cost_plans_every_model_kind(checkpoints, tmp_path):
     """--cost image: world models decode their predictions (continuous and token), the oracle scores frames."""
     out = tmp_path / "image.json"
@@ -315,115 +278,3 @@ def test_cost_protocol_bad_input():
         Protocol(cost="pixels")
     with pytest.raises(ValueError, match="cost-blur must be a number of pixels >= 0"):
         Protocol(cost="image", cost_blur=-1.0)
-
-
-def test_cost_ranking_diagnostic_with_the_image_cost(checkpoints, tmp_path, monkeypatch):
-    script = _cost_ranking_script()
-    out = tmp_path / "ranking.json"
-    monkeypatch.setattr("sys.argv", ["planning_cost_ranking.py", "--checkpoint", str(checkpoints["flow"]),
-                                     "--episodes", "1", "--candidates", "6", "--cost", "image", "--cost-blur", "2",
-                                     "--threads", "1", "--json", str(out)])
-    script.main()
-    result = json.loads(out.read_text())
-    assert result["cost"] == "image" and result["cost_blur"] == 2.0
-    assert all(-1.0 <= value <= 1.0 for value in result["mean"].values())
-
-
-@pytest.mark.parametrize("cost", ["latent", "image"])
-def test_goal_bias_diagnostic_finds_the_simulators_minimum_at_the_goal(cost, checkpoints, tmp_path, monkeypatch):
-    script = load_script("benchmarks/planning_goal_bias.py")
-    out = tmp_path / "bias.json"
-    monkeypatch.setattr("sys.argv", ["planning_goal_bias.py", "--checkpoint", str(checkpoints["flow"]),
-                                     "--episodes", "1", "--points", "5", "--range", "0.2", "--threads", "1",
-                                     "--cost", cost, "--json", str(out)])
-    script.main()
-    result = json.loads(out.read_text())
-    assert result["cost"] == cost
-    row = result["rows"][0]
-    assert set(row["model_argmin"]) == {"HIP_YAW", "HIP_ROLL", "HIP_PITCH", "NECK_PITCH"}
-    assert all(value in result["deltas"] for value in row["model_argmin"].values())
-    # holding the goal command keeps the goal view: the simulator's cost is smallest at offset 0
-    assert all(value == 0.0 for value in row["simulator_argmin"].values())
-    assert result["mean_abs_argmin"]["simulator_argmin_rad"] == 0.0
-    # both cost curves are kept, one value per offset, and their argmins are the reported ones
-    for source in ("model", "simulator"):
-        assert set(row["costs"][source]) == set(row["model_argmin"])
-        for name, costs in row["costs"][source].items():
-            assert len(costs) == len(result["deltas"]) and all(np.isfinite(costs))
-            assert min(costs) == pytest.approx(costs[result["deltas"].index(row[f"{source}_argmin"][name])], rel=1e-6)
-    # the still-robot prediction is scored against the unchanged frame, beside the tokenizer's own ceiling
-    assert 0 < row["still_psnr"] < 100 and 0 < row["still_recon_psnr"] < 100
-    assert result["mean_still_psnr"]["still_psnr"] == row["still_psnr"]
-    assert len(row["still_psnr_per_step"]) == 8 and row["still_psnr_per_step"][3] == row["still_psnr"]  # 4-frame hold
-    # a continuous model: the latent moves of model and simulator at the offsets' ends, and their ratio
-    assert set(row["latent_move"]["simulator"]) == set(result["response_ratio"]) == set(row["model_argmin"])
-    assert max(row["latent_move"]["simulator"].values()) > 0  # the camera moves
-    assert all(np.isfinite(value) and value >= 0 for value in result["response_ratio"].values())
-
-
-def test_goal_line_diagnostic_scores_the_path_to_the_goal(checkpoints, tmp_path, monkeypatch, capsys):
-    script = load_script("benchmarks/planning_goal_line.py")
-    planning = tmp_path / "planning.json"
-    rows = [{"model": "flow", "planner": "MPPI", "final_errors": [0.01], "protocol": {"seed": 0, "success_threshold": 0.03}},
-            {"model": "masked", "planner": "MPPI", "final_errors": [0.5], "protocol": {"seed": 0, "success_threshold": 0.03}}]
-    planning.write_text(json.dumps(rows))
-    out = tmp_path / "line.json"
-    monkeypatch.setattr("sys.argv", ["planning_goal_line.py", "--checkpoint", str(checkpoints["flow"]), "--episodes", "1",
-                                     "--points", "5", "--threads", "1", "--planning", str(planning), "--json", str(out)])
-    script.main()
-    result = json.loads(out.read_text())
-    assert result["fractions"] == [0.0, 0.5, 1.0, 1.5, 2.0]
-    row = result["rows"][0]
-    for source in ("model", "simulator"):
-        costs = row["costs"][source]
-        assert len(costs) == 5 and all(np.isfinite(costs))
-        assert row[source]["argmin"] == result["fractions"][int(np.argmin(costs))]
-        assert row[source]["depth"] == pytest.approx(1 - min(costs) / costs[0])
-        assert row[source]["depth_at_goal"] == pytest.approx(1 - costs[2] / costs[0])
-    # commanding the goal pose brings the simulator's view nearer the goal image
-    assert row["simulator"]["depth_at_goal"] > 0
-    # the planning file's flow row reached the goal in its one episode; the masked row is not this model's
-    assert set(result["by_outcome"]) == {"flow MPPI"}
-    assert result["by_outcome"]["flow MPPI"]["succeeded"]["episodes"] == 1
-    assert result["by_outcome"]["flow MPPI"]["failed"] == {"episodes": 0, **{
-        f"{source}_{key}": None for source in ("model", "simulator") for key in ("argmin", "depth", "depth_at_goal")}}
-
-
-def test_goal_line_actions_move_only_the_goal_joints_inside_the_box():
-    from hwm_env.sim.env import HWMSimEnv
-    from hwm_env.sim.goals import GOAL_JOINTS
-    from planners.benchmark import make_episodes
-
-    script = load_script("benchmarks/planning_goal_line.py")
-    env = HWMSimEnv(resolution=64)
-    try:
-        episode = make_episodes(env, Protocol(episodes=1, seed=0))[0]
-        fractions = np.array([0.0, 1.0, 3.0])
-        actions = script.line_actions(episode, env, fractions)
-        goal_command = env.action_from_state(episode.goal_state)
-    finally:
-        env.close()
-    joints = list(GOAL_JOINTS)
-    others = [j for j in range(25) if j not in joints]
-    np.testing.assert_allclose(actions[0], episode.hold_action, atol=1e-6)  # f = 0: the start command
-    np.testing.assert_allclose(actions[1, joints], np.clip(goal_command[joints], -1, 1), atol=1e-5)  # f = 1: the goal
-    np.testing.assert_allclose(actions[:, others], np.repeat(episode.hold_action[None, others], 3, 0), atol=1e-6)
-    low, high = action_box(episode.hold_action)
-    assert (actions >= low - 1e-6).all() and (actions <= high + 1e-6).all()  # f = 3 overshoots, clipped
-
-
-def test_goal_line_diagnostic_refuses_fractions_without_the_goal(checkpoints, monkeypatch, capsys):
-    script = load_script("benchmarks/planning_goal_line.py")
-    monkeypatch.setattr("sys.argv", ["planning_goal_line.py", "--checkpoint", str(checkpoints["flow"]),
-                                     "--max-fraction", "2", "--points", "4"])
-    with pytest.raises(SystemExit) as error:
-        script.main()
-    assert error.value.code == 2 and "must include 1" in capsys.readouterr().err
-    monkeypatch.setattr("sys.argv", ["planning_goal_line.py", "--checkpoint", str(checkpoints["flow"]),
-                                     "--planning", "no/such/planning.json"])
-    with pytest.raises(SystemExit) as error:
-        script.main()
-    assert error.value.code == 2 and "no file no/such/planning.json" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="no 'flow' row with episode seed 3"):
-        script.split_by_outcome([{}], [{"model": "flow", "planner": "CEM", "final_errors": [0.1],
-                                        "protocol": {"seed": 0, "success_threshold": 0.03}}], "flow", 3)
