@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models import tables
 from models.atomic import atomic_write_text
 
 def time_steps(step, num_steps: int, warmup: int = 3) -> float:
@@ -68,10 +69,9 @@ def bench_vector(checkpoint: str, num_envs: int, num_steps: int, device: str) ->
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| env | mode | envs | env steps/s | ms per step call |", "|---|---|---:|---:|---:|"]
-    for row in rows:
-        lines.append(f"| {row['env']} | {row['mode']} | {row['num_envs']} | {row['steps_per_s']:.1f} | {row['ms_per_step']:.1f} |")
-    return "\n".join(lines)
+    cells = [[row["env"], row["mode"], row["num_envs"], f"{row['steps_per_s']:.1f}", f"{row['ms_per_step']:.1f}"]
+             for row in rows]
+    return tables.markdown_table(["env", "mode", "envs", "env steps/s", "ms per step call"], cells, align="llrrr")
 
 
 def main(argv: list[str] | None = None) -> int:

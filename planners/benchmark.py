@@ -36,6 +36,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from models import tables
+
 WORLD_MODELS = ("flow", "masked")
 MODELS = ("flow", "masked", "oracle", "random", "hold")
 PLANNERS = ("cem", "mppi")
@@ -714,17 +716,14 @@ def markdown_table(rows: list[dict]) -> str:
         f"({protocol['cost_reduce']} step); success: final error over {', '.join(rows[0]['error_joints'])} "
         f"< {protocol['success_threshold']} rad."
     )
-    lines = [header, "",
-             "| model | planner | success | final error (rad) | start error (rad) | all 18 goal joints (rad) "
-             "| s / plan | settings |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
-    for row in rows:
-        seconds = "-" if row["seconds_per_plan"] is None else f"{row['seconds_per_plan']:.2f}"
-        planner = row["planner"] if row["planner"] != "none" else "-"
-        lines.append(
-            f"| {MODEL_LABELS.get(row['model'], row['model'])} | {planner} "
-            f"| {row['success_rate']:.2f} ({row['successes']}/{row['episodes']}) "
-            f"| {row['final_error_mean']:.3f} ± {row['final_error_std']:.3f} | {row['initial_error_mean']:.3f} "
-            f"| {row['final_pose_error_mean']:.3f} | {seconds} | {format_settings(row)} |"
-        )
-    return "\n".join(lines)
+    columns = ["model", "planner", "success", "final error (rad)", "start error (rad)", "all 18 goal joints (rad)",
+               "s / plan", "settings"]
+    cells = [
+        [MODEL_LABELS.get(row["model"], row["model"]), row["planner"] if row["planner"] != "none" else "-",
+         f"{row['success_rate']:.2f} ({row['successes']}/{row['episodes']})",
+         f"{row['final_error_mean']:.3f} ± {row['final_error_std']:.3f}", f"{row['initial_error_mean']:.3f}",
+         f"{row['final_pose_error_mean']:.3f}",
+         "-" if row["seconds_per_plan"] is None else f"{row['seconds_per_plan']:.2f}", format_settings(row)]
+        for row in rows
+    ]
+    return tables.markdown_table(columns, cells, align="llrrrrrl", intro=header)

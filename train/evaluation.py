@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from train import metrics
+from models import tables
 from models.data.hwm_format import HWMDataset
 from models.data.windows import WindowDataset
 
@@ -253,18 +254,14 @@ def _cell(value, digits: int) -> str:
 
 def markdown_table(results: dict[str, Any]) -> str:
     """The per-horizon results as a Markdown table (PSNR in dB; delta-PSNR = true - other actions)."""
-    lines = [
-        f"World-model evaluation: {results['episodes']} episodes, seed {results.get('seed', 0)}, "
-        f"context {results.get('num_past', '?')} frames ({results.get('context_source', '?')}).",
-        "",
-        "| h | PSNR | SSIM | sharpness | copy-last PSNR | copy-last SSIM | recon PSNR | recon SSIM | delta-PSNR |",
-        "|---|---|---|---|---|---|---|---|---|",
+    rows = [
+        [h, _cell(results["psnr"][i], 2), _cell(results["ssim"][i], 3), _cell(results["sharpness"][i], 2),
+         _cell(results["copy_last_psnr"][i], 2), _cell(results["copy_last_ssim"][i], 3),
+         _cell(results["recon_psnr"][i], 2), _cell(results["recon_ssim"][i], 3), _cell(results["delta_psnr"][i], 2)]
+        for i, h in enumerate(results["horizons"])
     ]
-    for i, h in enumerate(results["horizons"]):
-        lines.append(
-            f"| {h} | {_cell(results['psnr'][i], 2)} | {_cell(results['ssim'][i], 3)} | "
-            f"{_cell(results['sharpness'][i], 2)} | {_cell(results['copy_last_psnr'][i], 2)} | "
-            f"{_cell(results['copy_last_ssim'][i], 3)} | {_cell(results['recon_psnr'][i], 2)} | "
-            f"{_cell(results['recon_ssim'][i], 3)} | {_cell(results['delta_psnr'][i], 2)} |"
-        )
-    return "\n".join(lines) + "\n"
+    intro = (f"World-model evaluation: {results['episodes']} episodes, seed {results.get('seed', 0)}, "
+             f"context {results.get('num_past', '?')} frames ({results.get('context_source', '?')}).")
+    columns = ["h", "PSNR", "SSIM", "sharpness", "copy-last PSNR", "copy-last SSIM", "recon PSNR", "recon SSIM",
+               "delta-PSNR"]
+    return tables.markdown_table(columns, rows, intro=intro) + "\n"
