@@ -183,34 +183,8 @@ def test_residual_target_round_trip():
             assert torch.equal(target, future)
 
 
-def test_data_prediction_one_step_returns_the_network_output_and_starts_as_copy_last():
-    """prediction="data": zero-initialised, it copies the last frame; one Euler step returns x1_hat."""
-    config = tiny_config(prediction="data")
-    window = random_window(config)
-    model = FlowHWM(config).eval()
-    predicted = predict(model, window, steps=1)
-    torch.testing.assert_close(predicted, window["past_latents"][:, -1:], atol=1e-5, rtol=0)
-    model = perturbed(model)
-    past = model.normalize_latents(window["past_latents"])
-    velocity = model.velocity_function(past, model.action_normalizer(window["past_actions"]),
-                                       model.action_normalizer(window["future_actions"]), 1.0)
-    noise = torch.randn(3, 1, 4, 4, 4, generator=torch.Generator().manual_seed(5))
-    s = torch.zeros(3)
-    x1_hat = model.network(noise, s, past, model.action_normalizer(window["past_actions"]),
-                           model.action_normalizer(window["future_actions"]), None)
-    torch.testing.assert_close(noise + velocity(noise, 0.0), x1_hat, atol=1e-5, rtol=0)
-    # at a later time the velocity points from x_s to x1_hat over the time left
-    x_half = torch.randn_like(noise)
-    x1_half = model.network(x_half, torch.full((3,), 0.5), past, model.action_normalizer(window["past_actions"]),
-                            model.action_normalizer(window["future_actions"]), None)
-    torch.testing.assert_close(velocity(x_half, 0.5), (x1_half - x_half) / 0.5, atol=1e-5, rtol=1e-4)
-    with pytest.raises(ValueError, match="prediction 'noise' is not one of"):
-        tiny_config(prediction="noise")
-
-
-@pytest.mark.parametrize("prediction", ["velocity", "data"])
-def test_tiny_overfit_loss_decreases(prediction):
-    config = tiny_config(cfg_dropout=0.0, prediction=prediction)
+def test_tiny_overfit_loss_decreases():
+    config = tiny_config(cfg_dropout=0.0)
     model = FlowHWM(config)
     window = random_window(config, batch=8)
 

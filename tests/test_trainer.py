@@ -183,22 +183,6 @@ def test_init_allow_new_grows_a_trained_model(tmp_path, capsys):
                 RegressionData(), tmp_path / "nothing", CHECKPOINT_CONFIG)
 
 
-def test_init_skip_keeps_the_named_parameters_at_their_initialisation(tmp_path, capsys):
-    first = Trainer(tiny_config(steps=4, val_every=0), GrownModel(), mse_objective, RegressionData(),
-                    tmp_path / "first", CHECKPOINT_CONFIG).fit()
-    trained, _ = load_checkpoint(first, family="test-regression")
-    assert trained["extra.weight"].abs().sum() > 0  # trained away from zero
-    fresh = GrownModel()
-    Trainer(tiny_config(init_from=str(first), init_skip=["extra."]), fresh, mse_objective, RegressionData(),
-            tmp_path / "second", CHECKPOINT_CONFIG)
-    assert "2 parameter tensors are new" in capsys.readouterr().out
-    assert fresh.extra.weight.abs().sum() == 0 and fresh.extra.bias.abs().sum() == 0  # re-initialised
-    torch.testing.assert_close(fresh.net[0].weight, trained["net.0.weight"])  # the rest copied
-    with pytest.raises(ValueError, match="init_skip: no parameter of this model starts with 'head.'"):
-        Trainer(tiny_config(init_from=str(first), init_skip=["head."]), GrownModel(), mse_objective,
-                RegressionData(), tmp_path / "third", CHECKPOINT_CONFIG)
-
-
 def test_init_from_keeps_the_new_data_statistics(tmp_path):
     """Buffers (normalisation statistics) come from the new run's data, not the checkpoint."""
     source = make_model()

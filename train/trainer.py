@@ -32,9 +32,9 @@ import re
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -86,7 +86,6 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model for the objective's calls
     init_from: str = ""  # checkpoint folder or shipped name whose weights start a new run ("" = random init)
     init_allow_new: bool = False  # with init_from: parameters the checkpoint lacks keep their initialisation
-    init_skip: list[str] = field(default_factory=list)  # with init_from: parameter name prefixes not copied
 
 
 # --- learning rate and EMA schedules ---------------------------------------------------
@@ -293,38 +292,32 @@ def checkpoint_dirs(out_dir: str | os.PathLike) -> list[Path]:
 
 
 def initialize_from_checkpoint(model: nn.Module, name_or_path: str | os.PathLike, family: str,
-                               allow_new: bool = False, skip: Sequence[str] = ()) -> list[str]:
+                               allow_new: bool = False) -> list[str]:
     """Copy a checkpoint's parameters into `model` (fine-tuning); returns the names it lacked.
 
     Parameters only: buffers hold statistics of the data (latent and action normalisation)
     and come from the data the new run trains on. Every parameter must be in the checkpoint
     with the same shape, unless `allow_new`: then parameters it lacks keep their
-    initialisation, which grows a trained model by zero-initialised modules (adaLN-Zero)
-    without changing what it computes. Parameters whose names start with a prefix in `skip`
-    keep their initialisation too (a zero-initialised output layer re-learnt for a new target).
-    Float16 exports are cast back to the model's dtype.
+    initialisation, which grows a trained model by modules that start as the identity (the
+    tokenizer's `decoder_extra_blocks`) without changing what it computes. Float16 exports
+    are cast back to the model's dtype.
     """
     from models.checkpoint import load_checkpoint, state_mismatches
 
     state_dict, _ = load_checkpoint(name_or_path, family=family)
     own = dict(model.named_parameters())
-    for prefix in skip:
-        if not any(name.startswith(prefix) for name in own):
-            raise ValueError(f"train.init_skip: no parameter of this model starts with '{prefix}'")
-    skipped = [name for name in own if any(name.startswith(prefix) for prefix in skip)]
-    own_copied = {name: param for name, param in own.items() if name not in skipped}
-    missing, _, mismatched = state_mismatches(own_copied, state_dict)  # extra tensors (buffers) are fine
+    missing, _, mismatched = state_mismatches(own, state_dict)  # extra tensors (buffers) are fine
     if (missing and not allow_new) or mismatched:
         hint = "use the same model config" + ("" if allow_new else ", or train.init_allow_new=true to add modules")
         raise ValueError(f"train.init_from={name_or_path}: its weights do not fit this model's architecture "
                          f"(missing {missing[:5]}, shape mismatch {mismatched[:5]}); {hint}")
-    if len(missing) == len(own_copied):
+    if len(missing) == len(own):
         raise ValueError(f"train.init_from={name_or_path}: none of its weights fit this model")
     with torch.no_grad():
-        for name, param in own_copied.items():
+        for name, param in own.items():
             if name in state_dict:
                 param.copy_(state_dict[name].to(param.dtype))
-    return list(missing) + skipped
+    return list(missing)
 
 
 # --- the trainer ------------------------------------------------------------------------
@@ -362,7 +355,7 @@ class Trainer:
         self.device = _resolve_device(config.device, self.distributed)
         if config.init_from and not checkpoint_dirs(out_dir):  # a resumed run starts from its own checkpoint
             new = initialize_from_checkpoint(model, config.init_from, checkpoint_config["family"],
-                                             allow_new=config.init_allow_new, skip=config.init_skip)
+                                             allow_new=config.init_allow_new)
             if new and self.distributed.is_main:
                 shown = ", ".join(new[:3]) + (", ..." if len(new) > 3 else "")
                 print(f"train.init_from={config.init_from}: {len(new)} parameter tensors are new and keep their "

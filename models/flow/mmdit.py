@@ -49,7 +49,6 @@ from models.blocks import (
 VARIANTS = ("base", "modality", "full", "split")
 SAMPLERS = ("euler", "heun")
 CFG_DROP_MODES = ("actions", "context")
-PREDICTIONS = ("velocity", "data")  # what the network outputs (FlowConfig.prediction)
 
 PAST_VIDEO, FUTURE_VIDEO, PAST_ACTIONS, FUTURE_ACTIONS = range(4)
 STREAM_NAMES = ("past_video", "future_video", "past_actions", "future_actions")
@@ -80,7 +79,6 @@ class FlowConfig:
     rope_theta: float = 10000.0
     # objective
     predict_residual: bool = True  # flow over (future - last past latent), see FlowHWM
-    prediction: str = "velocity"  # the network's output: "velocity" (x1 - x0) or "data" (x1), see FlowHWM
     time_logit_mean: float = 0.0
     time_logit_std: float = 1.0
     time_uniform_fraction: float = 0.1  # share of uniform s so few-step sampling is trained
@@ -99,7 +97,6 @@ class FlowConfig:
         need(self.variant in VARIANTS, f"variant '{self.variant}' is not one of {VARIANTS}")
         need(self.sampler in SAMPLERS, f"sampler '{self.sampler}' is not one of {SAMPLERS}")
         need(self.cfg_drop in CFG_DROP_MODES, f"cfg_drop '{self.cfg_drop}' is not one of {CFG_DROP_MODES}")
-        need(self.prediction in PREDICTIONS, f"prediction '{self.prediction}' is not one of {PREDICTIONS}")
         need(self.width % self.num_heads == 0, f"width {self.width} is not divisible by num_heads {self.num_heads}")
         need((self.width // self.num_heads) % 2 == 0, f"head dim {self.width // self.num_heads} must be even for RoPE")
         for name in ("latent_height", "latent_width"):
@@ -388,10 +385,7 @@ class SplitAttentionBlock(nn.Module):
 
 
 class FinalLayer(nn.Module):
-    """adaLN (shift, scale) -> Linear to patch values; zero-initialised so training starts at 0.
-
-    0 is v = 0, or with `prediction="data"` a zero residual: the last frame, copied.
-    """
+    """adaLN (shift, scale) -> Linear to patch values; zero-initialised so training starts at v = 0."""
 
     def __init__(self, config: FlowConfig):
         super().__init__()

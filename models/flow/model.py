@@ -6,13 +6,6 @@ latent, divided by the train-split std of that difference: consecutive latents a
 so the residual is the part worth generating, and a zero residual already means
 "copy the last frame" instead of "grey frame" (the CPU prototype learned faster this way).
 Actions are taken in dataset units and normalised by the stored `ActionNormalizer`.
-
-`prediction="data"` makes the network output x1 itself (trained on its squared error) and
-the sampler's velocity (x1_hat - x_s) / (1 - s). One Euler step from noise then returns the
-network's estimate of E[x1 | context] directly, and a zero output copies the last frame; a
-velocity network must instead output E[x1] - x0 and so carry the noise x0 through. (The
-shipped `flow-default` predicts velocity; the README's Planning section has a data-prediction
-trial's numbers.)
 """
 from __future__ import annotations
 
@@ -172,8 +165,7 @@ class FlowHWM(WorldModel):
             drop = torch.rand(data.shape[0], device=data.device) < c.cfg_dropout
         output = self.network(interpolate(noise, data, s), s, past, self.action_normalizer(past_actions),
                               self.action_normalizer(future_actions), drop).float()
-        target = data if c.prediction == "data" else velocity_target(noise, data)
-        return F.mse_loss(output, target), {}
+        return F.mse_loss(output, velocity_target(noise, data)), {}
 
     # --- inference ------------------------------------------------------------------------
 
@@ -202,15 +194,11 @@ class FlowHWM(WorldModel):
             drop = torch.arange(2 * batch, device=past.device) >= batch
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=past.device.type == "cuda")
 
-        predicts_data = self.config.prediction == "data"
-
         def velocity(x: torch.Tensor, s: float) -> torch.Tensor:
             x_in = torch.cat([x, x]) if guided else x
             s_in = torch.full((x_in.shape[0],), s, device=x.device)
             with autocast:
                 v = self.network(x_in, s_in, past, past_actions, future_actions, drop if guided else None).float()
-            if predicts_data:  # x1_hat -> the straight path's velocity from x_s (samplers stop short of s = 1)
-                v = (v - x_in) / max(1.0 - s, 1e-3)
             if not guided:
                 return v
             conditional, unconditional = v[:batch], v[batch:]
