@@ -44,7 +44,7 @@ def all_masked(tokens: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("factorized_head", [False, True])
 def test_shapes_for_every_variant(variant, factorized_head):
     config = tiny_config(variant=variant, factorized_head=factorized_head, factorized_embedding=factorized_head,
-                         action_adaln=factorized_head, num_future=2)
+                         num_future=2)
     model = MaskedHWM(config).eval()
     x = random_inputs(config, batch=3)
     logits = model(x["past_tokens"], x["past_actions"], x["future_tokens"], x["future_actions"],
@@ -58,10 +58,9 @@ def test_shapes_for_every_variant(variant, factorized_head):
 
 
 @pytest.mark.parametrize("variant", ["base", "modality", "full"])
-@pytest.mark.parametrize("action_adaln", [False, True])
-def test_every_parameter_gets_a_gradient(variant, action_adaln):
+def test_every_parameter_gets_a_gradient(variant):
     """No dead weights (the last block keeps only what the future frame reads)."""
-    model = MaskedHWM(tiny_config(variant=variant, action_adaln=action_adaln, num_future=2))
+    model = MaskedHWM(tiny_config(variant=variant, num_future=2))
     loss, _ = masked_objective(model, random_inputs(model.config, batch=2))
     loss.backward()
     dead = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
@@ -130,23 +129,6 @@ def test_cosine_mask_ratio_statistics_match_the_schedule():
         expected = 1 - 2 / math.pi * math.acos(x)
         assert abs(float((ratios <= x).float().mean()) - expected) < 0.02
     assert bool((mask.sum(1) >= 1).all())  # every sample has something to learn
-
-
-def test_full_mask_fraction_masks_that_share_of_samples_whole():
-    g = torch.Generator().manual_seed(0)
-    tokens = 64
-    mask = random_future_mask(40_000, tokens, generator=g, full_fraction=0.5)
-    whole = mask.all(1)
-    reference = random_future_mask(40_000, tokens, generator=torch.Generator().manual_seed(1))  # cosine only
-    cosine_whole = float(reference.all(1).float().mean())  # the schedule's own share that rounds to all (~7%)
-    assert abs(float(whole.float().mean()) - (0.5 + 0.5 * cosine_whole)) < 0.01
-    rest, reference_rest = mask[~whole].float().mean(1), reference[~reference.all(1)].float().mean(1)
-    assert abs(float(rest.mean()) - float(reference_rest.mean())) < 0.01  # the others follow the schedule
-    # 0 leaves the draws as they were (old runs resume the same)
-    same = random_future_mask(100, tokens, generator=torch.Generator().manual_seed(3), full_fraction=0.0)
-    np.testing.assert_array_equal(same, random_future_mask(100, tokens, generator=torch.Generator().manual_seed(3)))
-    with pytest.raises(ValueError, match="full_mask_fraction"):
-        MaskedHWM(tiny_config(full_mask_fraction=1.5))
 
 
 def test_static_history_fraction_stills_that_share_of_the_past():
@@ -228,14 +210,13 @@ def test_trained_model_follows_the_actions(trained_on_action_task):
         assert float((predicted == token).float().mean()) > 0.95
 
 
-@pytest.mark.parametrize("action_adaln", [False, True])
-def test_actions_change_future_logits_at_init(action_adaln):
+def test_actions_change_future_logits_at_init():
     """The original's failure: video tokens could not attend to actions, so logits ignored them."""
     torch.manual_seed(0)
     for variant in ("base", "modality", "full"):
-        model = MaskedHWM(tiny_config(variant=variant, action_adaln=action_adaln)).eval()
-        assert all(p.detach().abs().sum() > 0 for name, p in model.named_parameters()  # adaLN-Zero aside
-                   if "action" in name and name.endswith("weight") and "action_modulations" not in name)
+        model = MaskedHWM(tiny_config(variant=variant)).eval()
+        assert all(p.detach().abs().sum() > 0 for name, p in model.named_parameters()
+                   if "action" in name and name.endswith("weight"))
         x = random_inputs(model.config)
         mask = all_masked(x["future_tokens"])
         with torch.no_grad():
@@ -246,24 +227,9 @@ def test_actions_change_future_logits_at_init(action_adaln):
         assert float((reference - new_past).abs().max()) > 1e-4
 
 
-def test_action_adaln_starts_as_the_plain_model():
-    """adaLN-Zero: a trained model grown by the action modulations (train.init_allow_new) is unchanged."""
-    plain = MaskedHWM(tiny_config()).eval()
-    grown = MaskedHWM(tiny_config(action_adaln=True)).eval()
-    missing, unexpected = grown.load_state_dict(plain.state_dict(), strict=False)
-    assert missing and all("action_modulations" in name for name in missing) and not unexpected
-    x = random_inputs(plain.config)
-    mask = all_masked(x["future_tokens"])
-    with torch.no_grad():
-        expected = plain(x["past_tokens"], x["past_actions"], x["future_tokens"], x["future_actions"], mask)
-        got = grown(x["past_tokens"], x["past_actions"], x["future_tokens"], x["future_actions"], mask)
-    torch.testing.assert_close(got, expected)
-
-
-@pytest.mark.parametrize("action_adaln", [False, True])
-def test_temporal_attention_is_block_causal(action_adaln):
+def test_temporal_attention_is_block_causal():
     """Future frame 1 never sees frame 2, so predicting F=1 is exactly the first frame of F=2."""
-    model = MaskedHWM(tiny_config(num_future=2, action_adaln=action_adaln)).eval()
+    model = MaskedHWM(tiny_config(num_future=2)).eval()
     x = random_inputs(model.config)
     mask = all_masked(x["future_tokens"])
     mask[:, 1] = False  # frame 2 visible: must not matter to frame 1

@@ -53,18 +53,10 @@ def mean_mask_ratio() -> float:
     return 2.0 / math.pi
 
 
-def random_future_mask(batch: int, num_tokens: int, generator: Generators = None,
-                       device=None, full_fraction: float = 0.0) -> torch.Tensor:
+def random_future_mask(batch: int, num_tokens: int, generator: Generators = None, device=None) -> torch.Tensor:
     """(B, num_tokens) bool, True = masked: per sample a ratio r = cos(pi/2 * u), u ~ U(0, 1),
-    and round(r * N) positions at random (stochastic rounding keeps E[count] = r * N; at least 1).
-
-    `full_fraction` of the samples (drawn per sample) are masked whole instead: one-step decoding
-    starts from a fully masked frame, where only the past and the action tell the motion, and the
-    cosine schedule alone shows the model that case rarely.
-    """
+    and round(r * N) positions at random (stochastic rounding keeps E[count] = r * N; at least 1)."""
     ratios = cosine_schedule(uniform((batch,), generator, device))
-    if full_fraction > 0:
-        ratios = torch.where(uniform((batch,), generator, device) < full_fraction, torch.ones_like(ratios), ratios)
     counts = torch.floor(ratios * num_tokens + uniform((batch,), generator, device)).clamp(1, num_tokens)
     order = uniform((batch, num_tokens), generator, device).argsort(dim=1).argsort(dim=1)  # random ranks
     return order < counts[:, None]

@@ -115,8 +115,7 @@ class MaskedHWM(WorldModel):
         future_tokens = batch["future_tokens"].to(self.device)
         past_tokens = batch["past_tokens"].to(self.device)
         size, frames = future_tokens.shape[:2]
-        mask = random_future_mask(size, future_tokens[0].numel(), generator, self.device,
-                                  full_fraction=self.config.full_mask_fraction).view(future_tokens.shape)
+        mask = random_future_mask(size, future_tokens[0].numel(), generator, self.device).view(future_tokens.shape)
         rate, vocab = self.config.max_corrupt_rate, self.config.vocab_size
         if self.config.static_history_fraction > 0:
             # A still history: the frames alone then say nothing about motion, only the actions do.

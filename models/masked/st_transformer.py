@@ -21,11 +21,6 @@ frames <= t, action tokens see only actions. We chose this over adaLN or cross-a
   every MaskGIT decoding step (`encode_context` + `future_logits`); training runs the same
   two passes, so there is one code path. Predicting fewer future frames than trained is
   also in-distribution: frame t never saw frames after it.
-`action_adaln` adds a second, more direct route: each frame's action token (the action
-stream entering the block) sets a shift and scale of that frame's spatial, temporal and MLP
-norms, as DiT conditions on its timestep. A shift of the view is then something the action
-can steer inside spatial attention itself, not only after temporal attention has mixed it
-into the video stream.
 Because past-stream outputs of the last block feed nothing, its context-stream MLPs are
 omitted (as SD3 does); per-stream action embedders (as in Flow-HWM) sit at the input.
 """
@@ -39,7 +34,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from models.blocks import MLP, AdaLNModulation, SelfAttention, apply_rotation, grid_positions, rope_angles, rope_rotation, split_head_dim
+from models.blocks import MLP, SelfAttention, apply_rotation, grid_positions, rope_angles, rope_rotation, split_head_dim
 from models.masked.maskgit import READOUTS, token_digits
 
 VARIANTS = ("base", "modality", "full")
@@ -66,7 +61,6 @@ class MaskedConfig:
     fsq_levels: Optional[list[int]] = None  # FSQ digits of a token id (first least significant)
     factorized_head: bool = False  # one softmax per FSQ digit instead of one over the vocabulary
     factorized_embedding: bool = False  # a token's embedding = the sum of its FSQ digits' embeddings
-    action_adaln: bool = False  # also modulate every video norm by the frame's action token (adaLN)
     # window and actions
     num_past: int = 2
     num_future: int = 1
@@ -83,7 +77,6 @@ class MaskedConfig:
     rope_theta: float = 10000.0
     # training objective
     max_corrupt_rate: float = 0.2  # random-token corruption rate ~ U(0, max) per sample, all frames
-    full_mask_fraction: float = 0.0  # share of training samples whose future is masked whole
     static_history_fraction: float = 0.0  # share of training samples whose past frames all show the last one
     # decoding defaults (None in predict() means these)
     num_sampling_steps: int = 4
@@ -119,8 +112,6 @@ class MaskedConfig:
                  self.width)
         if not 0.0 <= self.max_corrupt_rate < 1.0:
             fail("max_corrupt_rate", "a rate in [0, 1)", self.max_corrupt_rate)
-        if not 0.0 <= self.full_mask_fraction <= 1.0:
-            fail("full_mask_fraction", "a fraction in [0, 1]", self.full_mask_fraction)
         if not 0.0 <= self.static_history_fraction <= 1.0:
             fail("static_history_fraction", "a fraction in [0, 1]", self.static_history_fraction)
         if self.temperature < 0:
@@ -200,10 +191,6 @@ class STBlock(nn.Module):
         mlp_streams = ("future_video",) if last else STREAMS
         self.mlp_norms = nn.ModuleDict({groups[s]: nn.LayerNorm(width) for s in mlp_streams})
         self.mlps = nn.ModuleDict({groups[s]: MLP(width, config.mlp_ratio, config.dropout) for s in mlp_streams})
-        # (shift, scale) of the spatial, temporal and MLP norms of a video frame from its action token
-        self.action_modulations = nn.ModuleDict(
-            {groups[s]: AdaLNModulation(width, width, 6) for s in VIDEO_STREAMS} if config.action_adaln else {}
-        )
 
     def forward(
         self,
@@ -219,18 +206,9 @@ class STBlock(nn.Module):
         video_stream, action_stream = f"{kind}_video", f"{kind}_actions"
         batch, frames, cells, width = video.shape
         outputs_needed = not (self.last and kind == "past")
-        modulation = self.action_modulations[self.groups[video_stream]](actions) if self.action_modulations else None
-
-        def video_norm(norms: nn.ModuleDict, x: torch.Tensor, which: int) -> torch.Tensor:
-            """LayerNorm of (B, T, S, C) video, shifted and scaled per frame by its action (action_adaln)."""
-            x = norms[self.groups[video_stream]](x)
-            if modulation is None:
-                return x
-            shift, scale = modulation[2 * which], modulation[2 * which + 1]  # (B, T, C)
-            return x * (1 + scale.unsqueeze(2)) + shift.unsqueeze(2)
 
         # 1. spatial attention within each latent frame
-        x = video_norm(self.spatial_norms, video, 0).reshape(batch * frames, cells, width)
+        x = self.spatial_norms[self.groups[video_stream]](video).reshape(batch * frames, cells, width)
         q, k, v = self.spatial_attention.qkv(x)  # each (B*T, H, S, D)
         out = nn.functional.scaled_dot_product_attention(apply_rotation(q, spatial_rotation), apply_rotation(k, spatial_rotation), v)
         out = self.spatial_attention.proj(out.transpose(1, 2).reshape(batch * frames, cells, width))
@@ -238,7 +216,7 @@ class STBlock(nn.Module):
 
         # 2. temporal attention per grid cell over [action_t, video_t] pairs, block-causal
         attention = self.temporal_attention
-        video_in = video_norm(self.temporal_norms, video, 1)
+        video_in = self.temporal_norms[self.groups[video_stream]](video)
         video_in = video_in.permute(0, 2, 1, 3).reshape(batch * cells, frames, width)  # (B*S, T, C)
         action_in = self.temporal_norms[self.groups[action_stream]](actions)  # (B, T, C)
         q_video, k_video, v_video = attention.qkv(video_in)  # each (B*S, H, T, D)
@@ -266,8 +244,7 @@ class STBlock(nn.Module):
         out = nn.functional.scaled_dot_product_attention(q_video, keys, values, attn_mask=causal.repeat(1, 2))
         out = attention.proj(out.transpose(1, 2).reshape(batch * cells, frames, heads * head_dim))
         video = video + out.view(batch, cells, frames, width).permute(0, 2, 1, 3)
-        group = self.groups[video_stream]
-        video = video + self.mlps[group](video_norm(self.mlp_norms, video, 2))  # 3. per-stream feed-forward
+        video = video + self._mlp(video_stream, video)  # 3. per-stream feed-forward
         if self.last:  # nothing reads the actions after the last block
             return video, None, new_memory
 
@@ -329,9 +306,7 @@ class STTransformer(nn.Module):
     def initialize_weights(self) -> None:
         """GPT-2 style: N(0, 0.02) for linears and embeddings (the mask token included), with the
         residual branches' output layers scaled by 1/sqrt(2 * depth) so the deep stack starts
-        near identity. Nothing in the attention path of the actions is zeroed: actions influence the
-        logits at init. The `action_adaln` modulations start at zero (adaLN-Zero), so a trained
-        model grown by them (`train.init_allow_new=true`) computes what it did."""
+        near identity. Nothing in the action path is zeroed: actions influence the logits at init."""
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, std=0.02)
@@ -344,9 +319,6 @@ class STTransformer(nn.Module):
         for block in self.blocks:
             for layer in [block.spatial_attention.proj, block.temporal_attention.proj] + [m.fc2 for m in block.mlps.values()]:
                 nn.init.normal_(layer.weight, std=residual_std)
-            for modulation in block.action_modulations.values():  # adaLN-Zero: starts as the plain block
-                nn.init.zeros_(modulation.linear.weight)
-                nn.init.zeros_(modulation.linear.bias)
 
     def encode_context(self, past_tokens: torch.Tensor, past_actions: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
         """past_tokens (B, P, h, w) int64, past_actions (B, P, A) normalised -> per-block keys/values."""
