@@ -23,6 +23,15 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 SHIPPED_CHECKPOINTS = ("tokenizer-continuous", "tokenizer-fsq", "flow-default", "masked-default")
 
+# Options removed because they measured no gain, per family: `model.<key>` -> the value that
+# behaves as this release does. A config.json that holds that value still loads (the key is
+# dropped); any other value asks for a behaviour this release no longer has.
+RETIRED_IN = "0.2.0"
+RETIRED_MODEL_KEYS: dict[str, dict[str, Any]] = {
+    "flow": {"prediction": "velocity"},
+    "masked": {"action_adaln": False, "full_mask_fraction": 0.0},
+}
+
 
 def assets_dir() -> Path:
     """`assets/` of a source checkout, or the same files installed as `hwm_env/assets`."""
@@ -91,7 +100,21 @@ def read_config(directory: str | os.PathLike, family: str | None = None) -> dict
         raise ValueError(
             f"{directory}: is a '{config.get('family')}' checkpoint, expected a '{family}' checkpoint"
         )
-    return config
+    return drop_retired_keys(config, config_path)
+
+
+def drop_retired_keys(config: dict[str, Any], source: str | os.PathLike = CONFIG_FILE) -> dict[str, Any]:
+    """`config` without the `model.*` keys of RETIRED_MODEL_KEYS that hold their neutral value;
+    a retired key with another value is an error naming `source`, the key and the release."""
+    retired = RETIRED_MODEL_KEYS.get(config.get("family"), {})
+    model = config.get("model")
+    if not isinstance(model, dict) or not retired.keys() & model.keys():
+        return config
+    for key in sorted(retired.keys() & model.keys()):
+        if model[key] != retired[key]:
+            raise ValueError(f"{source}: model.{key}={model[key]!r} was removed in {RETIRED_IN}; "
+                             f"only {retired[key]!r} is supported")
+    return {**config, "model": {key: value for key, value in model.items() if key not in retired}}
 
 
 def frame_stride(config: dict[str, Any], source: str | os.PathLike = "config.json") -> int:

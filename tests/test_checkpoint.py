@@ -1,11 +1,13 @@
 """Checkpoint folders: atomic writes, clear errors, float16 export that loads back."""
 import json
+import re
 
 import pytest
 import torch
 
 from models.checkpoint import (
-    atomic_directory_write, export_checkpoint, load_checkpoint, load_state_strict, save_checkpoint,
+    RETIRED_IN, RETIRED_MODEL_KEYS, atomic_directory_write, export_checkpoint, load_checkpoint, load_state_strict,
+    read_config, save_checkpoint,
 )
 
 
@@ -100,3 +102,49 @@ def test_export_sets_decoding_defaults_and_refuses_what_the_model_refuses(tmp_pa
     assert main(["model", "export", "--checkpoint", str(tmp_path / "one-step"), "--out", str(tmp_path / "older"),
                  "--set", "model.readout=tokens"]) == 0
     assert load_world_model(tmp_path / "older").config.readout == "tokens"
+
+
+# Options retired in this release: a config.json that holds the neutral value still loads.
+REMOVED_VALUES = {"prediction": "data", "action_adaln": True, "full_mask_fraction": 0.5}
+
+
+def _tiny_world_model(family):
+    from models.flow import FlowConfig, FlowHWM
+    from models.masked import MaskedHWM
+    from models.masked.st_transformer import MaskedConfig
+
+    if family == "flow":
+        return FlowHWM(FlowConfig(latent_channels=4, latent_height=4, latent_width=4, action_dim=3, width=32,
+                                  depth=2, num_heads=2, unshared_blocks=1))
+    return MaskedHWM(MaskedConfig(vocab_size=16, token_grid=[4, 4], action_dim=3, width=32, depth=2, num_heads=2,
+                                  unshared_blocks=1))
+
+
+@pytest.mark.parametrize("family,key", [(family, key) for family, keys in RETIRED_MODEL_KEYS.items() for key in keys])
+def test_retired_model_keys_load_at_their_neutral_value_and_fail_clearly_otherwise(tmp_path, family, key):
+    from models.loading import load_world_model
+
+    model = _tiny_world_model(family)
+    assert key not in model.config.__dataclass_fields__  # the option itself is gone
+    folder = save_checkpoint(tmp_path / "ck", model.state_dict(), model.checkpoint_config())
+    config = json.loads((folder / "config.json").read_text())
+    neutral = RETIRED_MODEL_KEYS[family][key]
+    config["model"][key] = neutral
+    (folder / "config.json").write_text(json.dumps(config))
+    assert key not in read_config(folder)["model"]
+    assert load_world_model(folder).config == model.config
+    config["model"][key] = REMOVED_VALUES[key]
+    (folder / "config.json").write_text(json.dumps(config))
+    message = (f"config.json: model.{key}={REMOVED_VALUES[key]!r} was removed in {RETIRED_IN}; "
+               f"only {neutral!r} is supported")
+    with pytest.raises(ValueError, match=re.escape(message)) as error:
+        load_world_model(folder)
+    assert str(folder) in str(error.value)
+
+
+def test_shipped_configs_hold_no_retired_key():
+    from models.checkpoint import assets_dir
+
+    for path in assets_dir().glob("*/config.json"):
+        config = json.loads(path.read_text())
+        assert not RETIRED_MODEL_KEYS.get(config["family"], {}).keys() & config.get("model", {}).keys(), path
