@@ -17,15 +17,14 @@ Protocol (fixed and seeded; every row sees the same episodes and the same planne
    holding the start pose.
 3. Score: the final view error, the mean |angle - goal angle| (rad) over the four goal
    joints that aim the head camera (hip yaw, roll, pitch and neck pitch); success when
-   below `success_threshold` (0.03 rad, about 1.3 pixels of camera rotation at 64 px).
-   These are the goal joints the goal image pins down: with the simulator as the model
-   and even a pixel-MSE cost they converge while the arm joints do not (a 7-DoF arm has
-   many poses that look alike from the head), so the error over all 18 goal joints
-   (`hwm_env.sim.goals.joint_error`) is reported beside it as `final_pose_error`, not
-   used for success.
+   below `success_threshold` (default 0.03 rad, about 1.3 pixels of camera rotation at
+   64 px). The predicate, and why these joints, is `hwm_env.sim.goals` (view_error,
+   SUCCESS_THRESHOLD); the error over all 18 goal joints (`joint_error`) is reported
+   beside it as `final_pose_error`, not used for success.
 
 The simulator lives in `hwm_env`, which depends on `planners`; it is imported inside the
-functions here so that `planners` itself stays importable without MuJoCo.
+functions here so that `planners` itself stays importable without MuJoCo (the success
+predicate in `hwm_env.sim.goals` loads no MuJoCo).
 """
 from __future__ import annotations
 
@@ -36,6 +35,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from hwm_env.sim.goals import SUCCESS_THRESHOLD, VIEW_JOINT_NAMES, joint_error, success_summary, view_error
 from models import tables
 
 WORLD_MODELS = ("flow", "masked")
@@ -49,7 +49,6 @@ MODEL_LABELS = {
     "random": "random actions",
     "hold": "hold start pose",
 }
-VIEW_JOINT_NAMES = ("HIP_YAW", "HIP_ROLL", "HIP_PITCH", "NECK_PITCH")  # the goal joints that aim the camera
 FIXED_COMMAND_WIDTH = 1e-4  # action units: the planner box around the start command of joints it does not move
 
 # A plan costs num_samples x iterations x horizon x action_repeat one-frame predictions
@@ -93,9 +92,7 @@ class Protocol:
     seed: int = 0
     settle_steps: int = 8  # hold frames before the goal is drawn; the world models' context comes from them
     max_goal_offset: float = 0.3  # GoalSampler: largest offset per goal joint, in action units
-    # rad, mean absolute error over VIEW_JOINT_NAMES: ~1.3 pixels of head-camera rotation at
-    # 64 px (85 degree field of view, 0.023 rad per pixel), near what an image goal resolves
-    success_threshold: float = 0.03
+    success_threshold: float = SUCCESS_THRESHOLD  # rad, final view error; the default is the one success predicate
     cost_reduce: str = "final"  # distance of the last planned frame ("final") or of all ("sum")
     cost: str = "latent"  # "latent": LatentGoalCost; "image": ImageGoalCost (decoded frames, blurred)
     cost_blur: float = 4.0  # ImageGoalCost's Gaussian sigma, pixels
@@ -189,18 +186,6 @@ class Episode:
     hold_action: np.ndarray  # (25,) the action that holds the start pose
     goal_frame: np.ndarray  # (H, W, 3) uint8
     goal_state: np.ndarray  # (25,) float32
-
-
-def view_joints() -> list[int]:
-    from hwm_env.sim import layout
-
-    return [layout.JOINT_NAMES.index(name) for name in VIEW_JOINT_NAMES]
-
-
-def view_error(state: np.ndarray, goal_state: np.ndarray) -> float:
-    """Mean absolute error (rad) over the camera-aiming goal joints: the success measure."""
-    dims = view_joints()
-    return float(np.abs(np.asarray(state, np.float64)[dims] - np.asarray(goal_state, np.float64)[dims]).mean())
 
 
 def make_episodes(env, protocol: Protocol, progress: bool = False) -> list[Episode]:
@@ -469,7 +454,6 @@ def make_planner(planner: str, settings: dict, seed: int, low=-1.0, high=1.0):
 
 
 def score(env, episode: Episode, plan_seconds=(), plan_cpu_seconds=()) -> EpisodeResult:
-    from hwm_env.sim.goals import joint_error
 
     state = env.joint_state()
     return EpisodeResult(view_error(state, episode.goal_state), joint_error(state, episode.goal_state),
@@ -509,19 +493,14 @@ def run_baseline_episode(env, episode: Episode, baseline: str, protocol: Protoco
 def summarize(model: str, planner: str | None, results: list[EpisodeResult], episodes: list[Episode],
               protocol: Protocol, settings: dict | None, details: dict) -> dict:
     """One JSON row."""
-    errors = np.asarray([result.view_error for result in results], dtype=np.float64)
+    errors = [result.view_error for result in results]
     pose_errors = np.asarray([result.pose_error for result in results], dtype=np.float64)
     seconds = [value for result in results for value in result.plan_seconds]
     cpu_seconds = [value for result in results for value in result.plan_cpu_seconds]
-    successes = int((errors < protocol.success_threshold).sum())
     return {
         "model": model,
         "planner": planner or "none",
-        "success_rate": successes / len(errors),
-        "successes": successes,
-        "episodes": len(errors),
-        "final_error_mean": float(errors.mean()),
-        "final_error_std": float(errors.std()),
+        **success_summary(errors, protocol.success_threshold),
         "initial_error_mean": float(np.mean([view_error(e.start_state, e.goal_state) for e in episodes])),
         "final_pose_error_mean": float(pose_errors.mean()),
         "seconds_per_plan": float(np.mean(seconds)) if seconds else None,
@@ -665,10 +644,10 @@ def run_planning_benchmark(
                 bar = tqdm(episodes, desc=f"{MODEL_LABELS[model]} + {planner.upper()}", disable=not progress)
                 for episode in bar:
                     results.append(run_planning_episode(env, episode, planning, planner, settings[planner], protocol))
-                    errors = [result.view_error for result in results]
+                    so_far = success_summary([result.view_error for result in results], protocol.success_threshold)
                     seconds = [value for result in results for value in result.plan_seconds]
-                    bar.set_postfix(success=f"{np.mean(np.asarray(errors) < protocol.success_threshold):.2f}",
-                                    error=f"{np.mean(errors):.3f}", s_per_plan=f"{np.mean(seconds):.2f}")
+                    bar.set_postfix(success=f"{so_far['success_rate']:.2f}", error=f"{so_far['final_error_mean']:.3f}",
+                                    s_per_plan=f"{np.mean(seconds):.2f}")
                 rows.append(summarize(model, planner.upper(), results, episodes, protocol, settings[planner],
                                       planning.describe()))
                 if on_row is not None:

@@ -22,7 +22,6 @@ from planners.benchmark import (
     planner_settings,
     run_planning_benchmark,
     strided_context,
-    view_error,
 )
 
 ROW_KEYS = {"model", "planner", "success_rate", "successes", "episodes", "final_error_mean", "final_error_std",
@@ -211,6 +210,8 @@ def test_action_box_frees_only_the_goal_joints():
 
 
 def test_view_error_is_over_hip_and_neck_joints():
+    from hwm_env.sim.goals import view_error
+
     goal = np.zeros(25, np.float32)
     state = np.zeros(25, np.float32)
     state[[0, 1, 2, 20]] = [0.1, -0.1, 0.2, -0.2]

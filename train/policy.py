@@ -732,20 +732,17 @@ def hold_actor(action_dim: int) -> Callable:
 
 
 def summarize(row: str, label: str, trained_in: str, evaluation: dict, protocol: Protocol, **details) -> dict:
-    from planners.benchmark import VIEW_JOINT_NAMES
+    from hwm_env.sim.goals import VIEW_JOINT_NAMES, success_summary
 
-    errors = np.asarray(evaluation["view_errors"], dtype=np.float64)
-    successes = int((errors < protocol.success_threshold).sum())
     return {
         "row": row, "policy": label, "trained_in": trained_in,
-        "success_rate": successes / len(errors), "successes": successes, "episodes": len(errors),
-        "final_error_mean": float(errors.mean()), "final_error_std": float(errors.std()),
+        **success_summary(evaluation["view_errors"], protocol.success_threshold),
         "final_pose_error_mean": float(np.mean(evaluation["pose_errors"])),
         "final_latent_distance_mean": float(np.mean(evaluation["final_distances"])),
         "error_joints": list(VIEW_JOINT_NAMES),
         "eval_seconds": evaluation["seconds"],
         **details,
-        "final_errors": [float(error) for error in errors],
+        "final_errors": [float(error) for error in evaluation["view_errors"]],
     }
 
 
