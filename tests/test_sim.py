@@ -341,19 +341,24 @@ def test_data_sim_round_trips_through_hwm_dataset(tmp_path):
     assert train.episode_ranges() == [(0, 10)]
     assert np.all(np.abs(train.actions) <= 1)
 
-    # the data are exactly what the env produces from the same seeds (episode 0 is in train)
+    assert train.metadata["generator"] == {"command": "hwm data sim", "seed": 3, "episode_range": [0, 1],
+                                           "steps": 10, "control_hz": 15.0, "policy": "ExplorationPolicy"}
+
+    # the data are exactly what the env produces from the same seeds: episode i resets with the first
+    # word of SeedSequence(seed)'s i-th child and seeds its ExplorationPolicy with the second
     from hwm_env.sim.exploration import ExplorationPolicy
 
-    reset_seed, policy_seed = np.random.SeedSequence(3).spawn(2)[0].generate_state(2)
     sim = HWMSimEnv()
-    obs, info = sim.reset(seed=int(reset_seed))
-    policy = ExplorationPolicy(sim, seed=int(policy_seed))
-    for t in range(10):
-        np.testing.assert_array_equal(train.frames[t], obs)
-        np.testing.assert_array_equal(train.states[t], info["state"])
-        action = policy.act()
-        np.testing.assert_array_equal(train.actions[t], action)
-        obs, _, _, _, info = sim.step(action)
+    for split, sequence in zip((train, val), np.random.SeedSequence(3).spawn(2)):
+        reset_seed, policy_seed = sequence.generate_state(2)
+        obs, info = sim.reset(seed=int(reset_seed))
+        policy = ExplorationPolicy(sim, seed=int(policy_seed))
+        for t in range(10):
+            np.testing.assert_array_equal(split.frames[t], obs)
+            np.testing.assert_array_equal(split.states[t], info["state"])
+            action = policy.act()
+            np.testing.assert_array_equal(split.actions[t], action)
+            obs, _, _, _, info = sim.step(action)
     sim.close()
 
     # an existing folder is not overwritten by accident
@@ -370,106 +375,15 @@ def test_data_sim_bad_arguments(tmp_path):
         generate_dataset(tmp_path / "a", episodes=4, steps=5, val_fraction=1.5, progress=False)
     with pytest.raises(ValueError, match="episodes"):
         generate_dataset(tmp_path / "a", episodes=0, steps=5, progress=False)
-    with pytest.raises(ValueError, match="held-step-fraction"):
-        generate_dataset(tmp_path / "a", episodes=4, steps=5, held_step_fraction=1.5, progress=False)
-    with pytest.raises(ValueError, match="pause-fraction"):
-        generate_dataset(tmp_path / "a", episodes=4, steps=5, pause_fraction=-0.1, progress=False)
     assert not (tmp_path / "a").exists()
 
 
-def test_held_step_policy_holds_steps_on_the_goal_joints_only(env):
-    from hwm_env.sim.goals import GOAL_JOINTS
-    from hwm_env.sim.held_steps import HOLD_FRAMES, HeldStepPolicy
+@pytest.mark.parametrize("flag", ["--held-step-fraction", "--pause-fraction"])
+def test_data_sim_has_no_retired_policy_flags(tmp_path, capsys, flag):
+    """The held-step and pause data policies measured no gain and were removed."""
+    from hwm_env.cli import main
 
-    env.reset(seed=11)
-    start = env.action_from_state(env.joint_state())
-    policy = HeldStepPolicy(env, seed=2)
-    actions = []
-    for _ in range(150):
-        actions.append(policy.act())
-        env.step(actions[-1])
-    actions = np.stack(actions)
-    assert actions.dtype == np.float32 and np.all(np.abs(actions) <= 1)
-    others = [i for i in range(layout.ACTION_DIM) if i not in GOAL_JOINTS]
-    np.testing.assert_allclose(actions[:, others], np.clip(start[others], -1, 1)[None].repeat(150, 0), atol=1e-6)
-    # piecewise constant: the command changes at most every frame, runs last 1-8 frames, most are held
-    changes = np.flatnonzero(np.any(actions[1:] != actions[:-1], axis=1)) + 1
-    runs = np.diff(np.concatenate([[0], changes, [150]]))
-    assert len(changes) >= 10 and np.all(runs[:-1] >= 1)
-    assert np.median(runs) >= 2 and runs[:-1].max() <= 3 * HOLD_FRAMES[1]  # a "hold" command may repeat one
-    # both kinds of move: jumps of tenths and nudges of hundredths
-    sizes = np.abs(actions[changes][:, list(GOAL_JOINTS)] - actions[changes - 1][:, list(GOAL_JOINTS)]).mean(1)
-    assert sizes.min() < 0.05 and sizes.max() > 0.1
-    # seeded
-    env.reset(seed=11)
-    again = HeldStepPolicy(env, seed=2)
-    np.testing.assert_array_equal(np.stack([again.act() for _ in range(150)]), actions)
-
-
-def test_data_sim_held_step_fraction_mixes_policies_and_keeps_the_rest(tmp_path):
-    from hwm_env.sim.commands import generate_dataset
-    from models.data.hwm_format import HWMDataset
-
-    generate_dataset(tmp_path / "smooth", episodes=6, steps=8, seed=5, val_fraction=0.0, progress=False)
-    generate_dataset(tmp_path / "mix", episodes=6, steps=8, seed=5, val_fraction=0.0, progress=False,
-                     held_step_fraction=0.5)
-    smooth, mix = HWMDataset(tmp_path / "smooth" / "train"), HWMDataset(tmp_path / "mix" / "train")
-    assert "held_step_fraction" not in smooth.metadata["generator"]  # the default writes what it always did
-    held = mix.metadata["generator"]["held_step_episodes"]
-    assert mix.metadata["generator"]["held_step_fraction"] == 0.5 and 0 < len(held) < 6
-    for episode in range(6):
-        rows = slice(8 * episode, 8 * episode + 8)
-        same = np.array_equal(mix.actions[rows], smooth.actions[rows])
-        assert same == (episode not in held)  # smooth episodes are the ones of the plain data set
-        np.testing.assert_array_equal(mix.frames[8 * episode], smooth.frames[8 * episode])  # same start
-
-
-def test_pausing_policy_holds_its_command_until_the_robot_stands_still(env):
-    from hwm_env.sim.exploration import ExplorationPolicy
-    from hwm_env.sim.pauses import PAUSE_SECONDS, PausingPolicy
-
-    env.reset(seed=3)
-    policy = PausingPolicy(env, ExplorationPolicy(env, seed=4), seed=5)
-    actions, states = [], []
-    for _ in range(180):
-        actions.append(policy.act())
-        states.append(env.joint_state())
-        env.step(actions[-1])
-    actions, states = np.stack(actions), np.stack(states)
-    assert actions.dtype == np.float32 and np.all(np.abs(actions) <= 1)
-    held = np.flatnonzero(np.all(actions[1:] == actions[:-1], axis=1)) + 1  # frames whose command repeats
-    runs = np.split(held, np.flatnonzero(np.diff(held) > 1) + 1)
-    pause = max(runs, key=len)
-    assert len(pause) >= PAUSE_SECONDS[0] * env.control_hz - 1  # one whole pause in 12 s
-    np.testing.assert_array_equal(actions[pause][:, layout.BASE_SLICE], 0.0)  # the base stops
-    # 1.5 s into the pause the joints have settled: they move less than 0.01 rad over the next 0.5 s
-    late = pause[int(1.5 * env.control_hz):]
-    assert len(late) >= 8
-    joints = slice(0, layout.NUM_JOINTS)
-    assert np.abs(states[late[-1], joints] - states[late[0], joints]).max() < 0.01
-    moving = np.abs(np.diff(states[: pause[0], joints], axis=0)).max()
-    assert moving > 0.01  # before it, exploration moves the joints
-    env.reset(seed=3)  # seeded: the same episode again gives the same actions
-    again = PausingPolicy(env, ExplorationPolicy(env, seed=4), seed=5)
-    replayed = []
-    for _ in range(180):
-        replayed.append(again.act())
-        env.step(replayed[-1])
-    np.testing.assert_array_equal(np.stack(replayed), actions)
-
-
-def test_data_sim_pause_fraction_pauses_some_episodes_and_keeps_the_rest(tmp_path):
-    from hwm_env.sim.commands import generate_dataset
-    from models.data.hwm_format import HWMDataset
-
-    # 100 frames: the first pause starts within 6 s (MOVE_SECONDS)
-    generate_dataset(tmp_path / "smooth", episodes=6, steps=100, seed=5, val_fraction=0.0, progress=False)
-    generate_dataset(tmp_path / "paused", episodes=6, steps=100, seed=5, val_fraction=0.0, progress=False,
-                     pause_fraction=0.5)
-    smooth, paused = HWMDataset(tmp_path / "smooth" / "train"), HWMDataset(tmp_path / "paused" / "train")
-    assert "pause_fraction" not in smooth.metadata["generator"]
-    chosen = paused.metadata["generator"]["pause_episodes"]
-    assert paused.metadata["generator"]["pause_fraction"] == 0.5 and 0 < len(chosen) < 6
-    for episode in range(6):
-        rows = slice(100 * episode, 100 * episode + 100)
-        assert np.array_equal(paused.actions[rows], smooth.actions[rows]) == (episode not in chosen)
+    with pytest.raises(SystemExit):
+        main(["data", "sim", "--out", str(tmp_path / "sim"), flag, "0.5"])
+    assert f"unrecognized arguments: {flag}" in capsys.readouterr().err
+    assert not (tmp_path / "sim").exists()

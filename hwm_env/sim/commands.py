@@ -28,12 +28,6 @@ def register(groups) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of every episode's reset and policy")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="fraction of episodes in val/ (default 0.1)")
     parser.add_argument("--control-hz", type=float, default=15.0, help="frames (actions) per second (default 15)")
-    parser.add_argument("--held-step-fraction", type=float, default=0.0,
-                        help="fraction of episodes (drawn per episode, seeded) driven by HeldStepPolicy, planner-like "
-                        "held step commands on the goal joints, instead of the smooth ExplorationPolicy (default 0)")
-    parser.add_argument("--pause-fraction", type=float, default=0.0,
-                        help="fraction of episodes (drawn per episode, seeded) whose policy pauses now and then: "
-                        "it holds its command for 2-4 s, so the robot settles and stands still (default 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out folder")
     parser.set_defaults(func=run_sim)
 
@@ -51,8 +45,6 @@ def run_sim(args: argparse.Namespace) -> int:
             val_fraction=args.val_fraction,
             control_hz=args.control_hz,
             overwrite=args.overwrite,
-            held_step_fraction=args.held_step_fraction,
-            pause_fraction=args.pause_fraction,
         )
     except RenderingUnavailableError as error:
         print(f"hwm: error: {error}", file=sys.stderr)
@@ -63,25 +55,6 @@ def run_sim(args: argparse.Namespace) -> int:
         f"to {args.out} in {summary['seconds']:.1f} s ({summary['frames_per_second']:.0f} frames/s)"
     )
     return 0
-
-
-def policy_metadata(name: str, fraction: float, episodes: list[int]) -> dict:
-    """Generator metadata for the episodes drawn for a policy option (nothing when none are asked for)."""
-    if fraction == 0:
-        return {}
-    return {f"{name}_fraction": fraction, f"{name}_episodes": [int(e) for e in episodes]}
-
-
-def draw_episodes(episode_seeds, fraction: float, word: int) -> list[bool]:
-    """Which episodes get a policy option: a seeded draw per episode from seed word `word`.
-
-    The reset and policy seeds are the first two words, so the episodes not drawn are the same
-    as without the option.
-    """
-    import numpy as np
-
-    return [fraction > 0 and np.random.default_rng(sequence.generate_state(word + 1)[word]).random() < fraction
-            for sequence in episode_seeds]
 
 
 def split_episodes(episodes: int, val_fraction: float) -> int:
@@ -109,14 +82,11 @@ def generate_dataset(
     control_hz: float = 15.0,
     overwrite: bool = False,
     progress: bool = True,
-    held_step_fraction: float = 0.0,
-    pause_fraction: float = 0.0,
 ) -> dict:
     """Write `out/train` (+ `out/val`) hwm-v1 splits; return counts and speed.
 
-    `held_step_fraction` of the episodes (a seeded draw per episode, from a third word of the
-    episode's seed, so the other episodes are the same as with 0) use `HeldStepPolicy`;
-    `pause_fraction` of them (a fourth word) wrap their policy in `PausingPolicy`.
+    Episode i resets with the first word of the i-th child of `SeedSequence(seed)` and seeds its
+    `ExplorationPolicy` with the second.
     """
     import os
     import time
@@ -126,16 +96,11 @@ def generate_dataset(
 
     from hwm_env.sim.env import HWMSimEnv
     from hwm_env.sim.exploration import ExplorationPolicy
-    from hwm_env.sim.held_steps import HeldStepPolicy
-    from hwm_env.sim.pauses import PausingPolicy
     from models.checkpoint import atomic_directory_write
     from models.data.hwm_format import HWMWriter
 
     if episodes < 1 or steps < 1:
         raise ValueError(f"--episodes and --steps must be >= 1, got {episodes} and {steps}")
-    for flag, fraction in (("--held-step-fraction", held_step_fraction), ("--pause-fraction", pause_fraction)):
-        if not 0.0 <= fraction <= 1.0:
-            raise ValueError(f"{flag} must be in [0, 1], got {fraction}")
     num_val = split_episodes(episodes, val_fraction)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
@@ -147,8 +112,6 @@ def generate_dataset(
     actions = np.empty((steps, layout.ACTION_DIM), np.float32)
     states = np.empty((steps, layout.STATE_DIM), np.float32)
     splits = {"train": range(episodes - num_val), "val": range(episodes - num_val, episodes)}
-    held = draw_episodes(episode_seeds, held_step_fraction, word=2)
-    paused = draw_episodes(episode_seeds, pause_fraction, word=3)
     counts = {}
     started = time.perf_counter()
     try:
@@ -173,21 +136,14 @@ def generate_dataset(
                         "state_names": list(layout.STATE_NAMES),
                         "generator": {"command": "hwm data sim", "seed": seed,
                                       "episode_range": [episode_ids.start, episode_ids.stop],
-                                      "steps": steps, "control_hz": control_hz, "policy": "ExplorationPolicy",
-                                      **policy_metadata("held_step", held_step_fraction,
-                                                        [e for e in episode_ids if held[e]]),
-                                      **policy_metadata("pause", pause_fraction,
-                                                        [e for e in episode_ids if paused[e]])},
+                                      "steps": steps, "control_hz": control_hz, "policy": "ExplorationPolicy"},
                     },
                 )
                 with writer:
                     for episode in episode_ids:
                         reset_seed, policy_seed = episode_seeds[episode].generate_state(2)
                         observation, info = env.reset(seed=int(reset_seed))
-                        policy_class = HeldStepPolicy if held[episode] else ExplorationPolicy
-                        policy = policy_class(env, seed=int(policy_seed))
-                        if paused[episode]:
-                            policy = PausingPolicy(env, policy, seed=int(episode_seeds[episode].generate_state(5)[4]))
+                        policy = ExplorationPolicy(env, seed=int(policy_seed))
                         for t in range(steps):
                             action = policy.act()
                             frames[t], actions[t], states[t] = observation, action, info["state"]
