@@ -295,36 +295,6 @@ def test_per_window_psnr_gives_the_means_and_the_gap_statistics(data_dir):
     assert all(fraction in (0.0, 1.0) for fraction in single["win_fraction"])
 
 
-def test_action_sensitivity_diagnostic_scores_every_swap(tmp_path, monkeypatch):
-    """benchmarks/action_sensitivity.py on tiny real checkpoints: one row each, drops = true - swapped."""
-    from env_fixtures import ACTION_DIM as SIM_ACTIONS, build_checkpoints
-    from scripts import load_script
-
-    checkpoints = build_checkpoints(tmp_path / "checkpoints")
-    rng = np.random.default_rng(0)
-    with HWMWriter(tmp_path / "data" / "val", 64, 64, action_dim=SIM_ACTIONS, fps=15,
-                   action_names=[f"a{i}" for i in range(SIM_ACTIONS)], source="test") as writer:
-        for _ in range(3):
-            writer.add_episode(rng.integers(0, 256, (6, 64, 64, 3), dtype=np.uint8),
-                               rng.uniform(-1, 1, (6, SIM_ACTIONS)).astype(np.float32))
-    script = load_script("benchmarks/action_sensitivity.py")
-    out = tmp_path / "sensitivity.json"
-    monkeypatch.setattr("sys.argv", ["action_sensitivity.py", "--checkpoint", str(checkpoints["flow"]),
-                                     str(checkpoints["masked"]), "--data", str(tmp_path / "data" / "val"),
-                                     "--threads", "1", "--json", str(out)])
-    script.main()
-    result = json.loads(out.read_text())
-    assert [row["checkpoint"] for row in result["rows"]] == [str(checkpoints["flow"]), str(checkpoints["masked"])]
-    for row in result["rows"]:
-        assert row["episodes"] == 3 and set(row["psnr"]) == {*script.CONDITIONS, "copy_last"}
-        assert all(np.isfinite(value) for value in row["psnr"].values())
-        for name in script.CONDITIONS[1:]:
-            assert row["drop"][name] == pytest.approx(row["psnr"]["true"] - row["psnr"][name])
-    assert "still history" in out.with_suffix(".md").read_text()
-    with pytest.raises(ValueError, match="at least 2 episodes"):
-        script.sensitivity(str(checkpoints["flow"]), str(tmp_path / "data" / "val"), 1, 0, None)
-
-
 def test_cli_eval_model_reads_the_checkpoints_frame_stride(data_dir, tmp_path):
     """A checkpoint trained with data.frame_stride 2 is scored on windows 2 frames apart (horizon = 2 frames)."""
     from hwm_env.cli import main
