@@ -21,7 +21,8 @@ def masked_run(tmp_path_factory):
     return root
 
 
-def test_readouts_line_up_with_the_frames_they_predict(masked_run):
+@pytest.mark.parametrize("frame_stride", [1, 2])
+def test_readouts_line_up_with_the_frames_they_predict(masked_run, frame_stride):
     from models.loading import load_world_model
     from models.data.hwm_format import HWMDataset
     from models.data.windows import WindowDataset
@@ -29,15 +30,46 @@ def test_readouts_line_up_with_the_frames_they_predict(masked_run):
 
     model = load_world_model(masked_run / "masked" / "final")
     split = HWMDataset(masked_run / "data" / "val")
-    digits, frames = mean_readouts(model, split, stride=2, batch_size=3, steps=1)  # 1 step: deterministic
-    windows = WindowDataset(split, num_past=2, num_future=1, source="tokens")
+    digits, frames = mean_readouts(model, split, frame_stride, window_stride=2, batch_size=3,
+                                   steps=1)  # 1 step: deterministic
+    windows = WindowDataset(split, num_past=2, num_future=1, source="tokens", frame_stride=frame_stride)
     assert digits.shape == (len(range(0, len(windows), 2)), 4, 4, 2) and digits.dtype == np.float16
     for row, index in enumerate(range(0, len(windows), 2)):
         window = windows[index]
+        assert frames[row] == window["start"] + 2 * frame_stride  # the future frame, frame_stride after the last past
         assert np.array_equal(np.asarray(split.tokens[frames[row]]), window["future_tokens"][0].numpy())
         expected = model.predict(window["past_tokens"][None], window["past_actions"][None],
                                  window["future_actions"][None], steps=1, readout="mean")[0, 0]
         torch.testing.assert_close(torch.from_numpy(digits[row].astype(np.float32)), expected, atol=2e-3, rtol=0)
+
+
+def test_the_decoder_is_fitted_on_the_checkpoints_frame_stride(masked_run, tmp_path, monkeypatch):
+    """A checkpoint trained with data.frame_stride 2 predicts the frame 2 rows after its last past frame:
+    the readouts pair with those frames, not with the next row."""
+    import shutil
+
+    from models.data.hwm_format import HWMDataset
+    from models.data.windows import WindowDataset
+    from train import readout_decoder
+
+    checkpoint = shutil.copytree(masked_run / "masked" / "final", tmp_path / "stride2")
+    config = json.loads((checkpoint / "config.json").read_text())
+    config["data"]["frame_stride"] = 2
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    paired = {}
+
+    class RecordingDataset(readout_decoder.ReadoutDataset):
+        def __init__(self, split, digits, frame_index):
+            super().__init__(split, digits, frame_index)
+            paired[split.path.name] = frame_index
+
+    monkeypatch.setattr(readout_decoder, "ReadoutDataset", RecordingDataset)
+    readout_decoder.train_readout_decoder(checkpoint, masked_run / "data", tmp_path / "run", "tiny",
+                                          ["train.steps=1", "train.val_every=0"])
+    train_split = HWMDataset(masked_run / "data" / "train")
+    windows = WindowDataset(train_split, num_past=2, num_future=1, source="tokens", frame_stride=2)
+    expected = [windows[i]["start"] + 2 * 2 for i in range(len(windows))]  # tiny preset: window_stride 1
+    assert paired["train"].tolist() == expected
 
 
 def test_cli_fits_the_decoder_and_keeps_the_tokens(masked_run, capsys):

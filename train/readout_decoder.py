@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from models.checkpoint import load_checkpoint, save_checkpoint
+from models.checkpoint import frame_stride, load_checkpoint, read_config, save_checkpoint
 from models.loading import load_world_model_and_tokenizer, nested_tokenizer_dir
 from models.masked import MaskedHWM
 from models.tokenizers.autoencoder import ConvTokenizer, psnr_of_images
@@ -66,13 +66,14 @@ class ReadoutDataset(torch.utils.data.Dataset):
 
 
 @torch.no_grad()
-def mean_readouts(model, split: HWMDataset, stride: int = 1, batch_size: int = 128,
+def mean_readouts(model, split: HWMDataset, frame_stride: int, window_stride: int = 1, batch_size: int = 128,
                   steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(digits (N, h, w, d) float16, frame index (N,)): the model's mean readout of the frame after
-    every `stride`-th window of `split` (its pre-encoded tokens), and that frame's row in the split.
+    every `window_stride`-th window of `split` (its pre-encoded tokens), and that frame's row in the split.
+    frame_stride: data frames per latent frame, the checkpoint's (`models.checkpoint.frame_stride`);
     steps: MaskGIT steps, None = the checkpoint's default (what `hwm eval model` uses)."""
-    windows = WindowDataset(split, num_past=model.num_past, num_future=1, source="tokens")
-    chosen = np.arange(0, len(windows), stride)
+    windows = WindowDataset(split, num_past=model.num_past, num_future=1, source="tokens", frame_stride=frame_stride)
+    chosen = np.arange(0, len(windows), window_stride)
     if len(chosen) == 0:
         raise ValueError(f"{split.path}: no window of {model.num_past + 1} frames to read out")
     digits, frames = [], []
@@ -83,7 +84,7 @@ def mean_readouts(model, split: HWMDataset, stride: int = 1, batch_size: int = 1
         readout = model.predict(batch["past_tokens"], batch["past_actions"], batch["future_actions"], steps=steps,
                                 readout="mean")
         digits.append(readout[:, 0].cpu().numpy().astype(np.float16))
-        frames.extend(int(item["start"]) + model.num_past for item in items)  # hwm-v1 windows: one frame apart
+        frames.extend(int(item["start"]) + model.num_past * frame_stride for item in items)  # the future frame's row
     return np.concatenate(digits), np.asarray(frames, dtype=np.int64)
 
 
@@ -132,11 +133,13 @@ def train_readout_decoder(checkpoint: str | os.PathLike, data_dir: str | os.Path
             raise ValueError(f"{split.path}: no pre-encoded tokens; run `hwm data encode --tokenizer "
                              f"{tokenizer_dir} --data {data_dir}` first")
     datasets = {}
+    model_frame_stride = frame_stride(read_config(model_dir), model_dir / "config.json")
     for name, split in (("train", train_split), ("val", val_split)):
         if split is not None:
             # validation only tracks progress: a quarter of its windows at most is plenty
-            stride = settings.window_stride if name == "train" else max(settings.window_stride, 4)
-            datasets[name] = ReadoutDataset(split, *mean_readouts(model, split, stride, settings.predict_batch_size))
+            window_stride = settings.window_stride if name == "train" else max(settings.window_stride, 4)
+            datasets[name] = ReadoutDataset(split, *mean_readouts(model, split, model_frame_stride, window_stride,
+                                                                  settings.predict_batch_size))
     tokenizer.encoder.requires_grad_(False)  # tokens stay bit-identical
     out_dir = Path(out_dir)
     print(f"readout decoder for {model_dir}: {len(datasets['train'])} training readouts"
