@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import Sequence
 
 from models.atomic import atomic_write_text
 from planners.benchmark import COSTS, MODELS, PLANNER_DEFAULTS, PLANNERS, QUICK_PROTOCOL, Protocol
@@ -89,12 +90,25 @@ def protocol_from_args(args: argparse.Namespace) -> Protocol:
                     cost_reduce=args.cost_reduce, cost=args.cost, cost_blur=args.cost_blur, **values)
 
 
+def parse_names(text: str, known: Sequence[str], flag: str) -> tuple[str, ...]:
+    """"flow, oracle" -> ("flow", "oracle"), refusing unknown or repeated names."""
+    names = tuple(name.strip().lower() for name in text.split(",") if name.strip())
+    if not names:
+        raise ValueError(f"{flag} needs at least one of {list(known)}")
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"{flag}: unknown name(s) {unknown}; known: {list(known)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{flag}: a name is repeated in '{text}'")
+    return names
+
+
 def run_planning_command(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
     import hwm_env  # noqa: F401  (headless MuJoCo rendering)
-    from planners.benchmark import markdown_table, parse_names, parse_overrides, run_planning_benchmark
+    from planners.benchmark import markdown_table, parse_overrides, run_planning_benchmark
 
     models = parse_names(args.models, MODELS, "--models") if args.models is not None else MODELS
     planners = parse_names(args.planners, PLANNERS, "--planners")
