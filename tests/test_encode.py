@@ -110,6 +110,21 @@ def test_hwm_train_tokenizer_tiny_run_writes_a_loadable_checkpoint(dataset, tmp_
     assert all("psnr" in record for record in log if "loss" in record)
 
 
+def test_hwm_train_tokenizer_default_out_is_named_by_quantizer_and_preset(dataset, tmp_path, monkeypatch, capsys):
+    """runs/tokenizer-<quantizer> for the default preset (the shipped names), -<preset> appended otherwise."""
+    from train.tokenizer_training import tokenizer_config_name
+
+    assert tokenizer_config_name("continuous", "default") == "continuous"
+    assert tokenizer_config_name("fsq", "configs/small.yaml") == "fsq-small"
+    monkeypatch.chdir(tmp_path)
+    command = ["train", "tokenizer", "--data", str(dataset), "--quantizer", "fsq", "--config", "tiny",
+               "train.batch_size=4", "train.val_every=0"]
+    assert main([*command, "train.steps=1"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "runs" / "tokenizer-fsq-tiny" / "final" / "config.json").is_file()
+    assert main([*command, "train.steps=2", "model.latent_channels=4"]) == 2
+    assert "runs/tokenizer-fsq-tiny holds a run of a different config (model.latent_channels:" in capsys.readouterr().err
+
+
 def test_hwm_train_tokenizer_bad_arguments_fail_clearly(dataset, tmp_path, capsys):
     assert main(["train", "tokenizer", "--data", str(dataset), "--quantizer", "continuous", "--config", "tiny",
                  "--out", str(tmp_path / "run"), "train.no_such_key=1"]) == 2

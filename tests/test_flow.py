@@ -425,6 +425,23 @@ def test_train_flow_command_end_to_end(tmp_path, capsys, variant, pooling, strid
     assert "final checkpoint" in capsys.readouterr().out
 
 
+def test_train_flow_writes_runs_flow_config_and_resumes_only_the_same_config(tmp_path, monkeypatch, capsys):
+    """Default --out is runs/flow-<config>; another config there fails at once; the same command resumes."""
+    from hwm_env.cli import main
+
+    write_latent_dataset(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    command = ["train", "flow", "--data", "data", "--config", "tiny", "train.batch_size=4", "train.val_every=0"]
+    assert main([*command, "train.steps=2", "train.save_every=2"]) == 0
+    assert (tmp_path / "runs" / "flow-tiny" / "final" / "config.json").is_file()
+    capsys.readouterr()
+    assert main([*command, "train.steps=3", "model.depth=1"]) == 2
+    assert ("runs/flow-tiny holds a run of a different config (model.depth: 2 -> 1); pass --out for a new run, "
+            "or the same config to resume") in capsys.readouterr().err
+    assert main([*command, "train.steps=3"]) == 0
+    assert "resumed from runs/flow-tiny/checkpoints/step_0000002" in capsys.readouterr().out
+
+
 def test_train_flow_fine_tunes_from_a_checkpoint_with_a_longer_context(tmp_path, capsys):
     """train.init_from: RoPE positions are computed, not learned, so a 2-past-frame model's
     weights start a 3-past-frame run; a checkpoint of another architecture is refused."""

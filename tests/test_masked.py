@@ -467,6 +467,22 @@ def test_cli_train_masked_and_eval_tokens(tmp_path, capsys):
     assert "cross-entropy" in capsys.readouterr().out
 
 
+def test_cli_writes_runs_masked_config_and_resumes_only_the_same_config(tmp_path, monkeypatch, capsys):
+    """Default --out is runs/masked-<config>; the stored `train` schedule may change on resume, the model may not."""
+    from hwm_env.cli import main
+
+    write_token_dataset(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    command = ["train", "masked", "--data", "data", "--config", "tiny", "train.batch_size=4", "train.val_every=0",
+               "train.save_every=1"]
+    assert main([*command, "train.steps=1"]) == 0
+    assert (tmp_path / "runs" / "masked-tiny" / "final" / "config.json").is_file()
+    assert main([*command, "train.steps=2", "model.num_heads=4"]) == 2
+    assert "runs/masked-tiny holds a run of a different config (model.num_heads: 2 -> 4)" in capsys.readouterr().err
+    assert main([*command, "train.steps=2"]) == 0
+    assert "resumed from runs/masked-tiny/checkpoints/step_0000001" in capsys.readouterr().out
+
+
 def test_cli_errors_without_tokens(tmp_path, capsys):
     from hwm_env.cli import main
 

@@ -72,6 +72,26 @@ def test_the_decoder_is_fitted_on_the_checkpoints_frame_stride(masked_run, tmp_p
     assert paired["train"].tolist() == expected
 
 
+def test_default_out_is_named_by_the_preset_and_holds_one_world_models_fit(masked_run, tmp_path, monkeypatch,
+                                                                             capsys):
+    """runs/readout-decoder-<config>; a fit for another world model there fails before any readout."""
+    import shutil
+
+    from hwm_env.cli import main
+
+    data, final = masked_run / "data", masked_run / "masked" / "final"
+    monkeypatch.chdir(tmp_path)
+    command = ["train", "readout-decoder", "--data", str(data), "--config", "tiny", "train.steps=1", "train.val_every=0"]
+    assert main([*command, "--checkpoint", str(final)]) == 0
+    assert (tmp_path / "runs" / "readout-decoder-tiny" / "world_model" / "config.json").is_file()
+    other = shutil.copytree(final, tmp_path / "other")
+    capsys.readouterr()
+    assert main([*command, "--checkpoint", str(other)]) == 2
+    error = capsys.readouterr().err
+    assert f"runs/readout-decoder-tiny holds a run of a different config (world_model: '{final.resolve()}' -> " \
+           f"'{other.resolve()}')" in error and "readouts" not in error
+
+
 def test_cli_fits_the_decoder_and_keeps_the_tokens(masked_run, capsys):
     from hwm_env.cli import main
     from models.checkpoint import load_checkpoint

@@ -1,6 +1,7 @@
 """The shared trainer on a tiny regression problem: learning, resume, atomic saves, EMA, DDP."""
 import json
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -181,6 +182,42 @@ def test_init_allow_new_grows_a_trained_model(tmp_path, capsys):
     with pytest.raises(ValueError, match="none of its weights fit"):
         Trainer(tiny_config(init_from=str(plain), init_allow_new=True), GrownModel(), mse_objective,
                 RegressionData(), tmp_path / "nothing", CHECKPOINT_CONFIG)
+
+
+def test_a_run_resumes_only_with_its_own_config(tmp_path, capsys):
+    """Another model config in the same folder fails at once, naming what differs; the schedule may change."""
+    out = tmp_path / "run"
+    Trainer(tiny_config(steps=4, val_every=0), make_model(), mse_objective, RegressionData(), out,
+            {**CHECKPOINT_CONFIG, "train": {"steps": 4}}).fit()
+    wider = {"family": "test-regression", "model": {"width": 32, "depth": 3}}
+    message = (f"{out} holds a run of a different config (model.depth: '(absent)' -> 3; model.width: 16 -> 32); "
+               "pass --out for a new run, or the same config to resume")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Trainer(tiny_config(steps=8), make_model(), mse_objective, RegressionData(), out, wider)
+    with pytest.raises(ValueError, match="different config"):  # what else the run depends on counts too
+        Trainer(tiny_config(steps=8), make_model(), mse_objective, RegressionData(), out, CHECKPOINT_CONFIG,
+                identity={"world_model": "elsewhere"})
+    # the same config (a longer schedule) resumes
+    resumed = Trainer(tiny_config(steps=8, val_every=0), make_model(), mse_objective, RegressionData(), out,
+                      {**CHECKPOINT_CONFIG, "train": {"steps": 8}})
+    resumed.fit()
+    assert resumed.step == 8 and "resumed from" in capsys.readouterr().out
+
+
+def test_runs_saved_before_run_configs_compare_their_checkpoint_config(tmp_path):
+    out = tmp_path / "run"
+    config = {"family": "masked", "model": {"width": 16}}
+    Trainer(tiny_config(steps=4, val_every=0), make_model(), mse_objective, RegressionData(), out, config).fit()
+    step_dir = checkpoint_dirs(out)[-1]
+    state = json.loads((step_dir / "trainer_state.json").read_text())
+    del state["run_config"]
+    (step_dir / "trainer_state.json").write_text(json.dumps(state))
+    (step_dir / "config.json").write_text(json.dumps({**config, "model": {"width": 16, "action_adaln": False}}))
+    # a retired option at its neutral value is the same config
+    Trainer(tiny_config(steps=8), make_model(), mse_objective, RegressionData(), out, config)
+    with pytest.raises(ValueError, match=r"different config \(model.width: 16 -> 8\)"):
+        Trainer(tiny_config(steps=8), make_model(), mse_objective, RegressionData(), out,
+                {"family": "masked", "model": {"width": 8}})
 
 
 def test_init_from_keeps_the_new_data_statistics(tmp_path):

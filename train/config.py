@@ -21,6 +21,17 @@ def preset_names(family: str) -> list[str]:
     return sorted(p.stem for p in (CONFIG_ROOT / family).glob("*.yaml"))
 
 
+def config_name(name_or_path: str | os.PathLike) -> str:
+    """A config's name in run folders: the preset's name, or a .yaml file's stem."""
+    return Path(str(name_or_path)).stem
+
+
+def default_run_dir(command: str, config: str) -> Path:
+    """`runs/<command>-<config>`, the default --out of `hwm train <command>` (runs/flow-default,
+    runs/masked-tiny, runs/tokenizer-continuous); `config` names the run's config (`config_name`)."""
+    return Path("runs") / f"{command}-{config}"
+
+
 def config_path(family: str, name_or_path: str | os.PathLike) -> Path:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):

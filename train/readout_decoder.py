@@ -25,11 +25,11 @@ from models.loading import load_world_model_and_tokenizer, nested_tokenizer_dir
 from models.masked import MaskedHWM
 from models.tokenizers.autoencoder import ConvTokenizer, psnr_of_images
 from models.tokenizers.base import frames_to_unit
-from train.config import load_config
+from train.config import config_name, default_run_dir, load_config
 from models.data.hwm_format import HWMDataset
 from models.data.windows import WindowDataset
 from train.tokenizer_training import open_training_splits
-from train.trainer import TrainConfig, Trainer
+from train.trainer import TrainConfig, Trainer, check_same_run, run_config
 
 PRESET_FAMILY = "readout"
 WORLD_MODEL_DIR = "world_model"
@@ -110,9 +110,11 @@ def readout_objective(prediction_fraction: float):
 
 
 def train_readout_decoder(checkpoint: str | os.PathLike, data_dir: str | os.PathLike,
-                          out_dir: str | os.PathLike, config: str | os.PathLike = "default", overrides=()) -> Path:
+                          out_dir: str | os.PathLike | None = None, config: str | os.PathLike = "default",
+                          overrides=()) -> Path:
     """Fit `checkpoint`'s decoder to its readouts on `data_dir` (tokens pre-encoded with its tokenizer);
-    return `out_dir/world_model`, the world model with the fitted tokenizer inside."""
+    return `out_dir/world_model` (default runs/readout-decoder-<config>), the world model with the
+    fitted tokenizer inside."""
     settings = load_config(ReadoutDecoderConfig, PRESET_FAMILY, config, overrides)
     if not 0.0 <= settings.prediction_fraction <= 1.0:
         raise ValueError(f"prediction_fraction must be in [0, 1], got {settings.prediction_fraction}")
@@ -127,6 +129,10 @@ def train_readout_decoder(checkpoint: str | os.PathLike, data_dir: str | os.Path
     if not isinstance(tokenizer, ConvTokenizer) or tokenizer.fsq_levels != model.config.fsq_levels:
         raise ValueError(f"{tokenizer_dir}: expected an FSQ tokenizer with levels {model.config.fsq_levels} "
                          f"(the model's), got {getattr(tokenizer, 'fsq_levels', None)}")
+    out_dir = Path(out_dir or default_run_dir("readout-decoder", config_name(config)))
+    # a run fits one world model's decoder: resuming it for another would mix two fits
+    identity = {"world_model": str(Path(model_dir).resolve())}
+    check_same_run(out_dir, run_config(tokenizer.checkpoint_config(), identity))  # before the readouts
     train_split, val_split = open_training_splits(data_dir)
     for split in (train_split, val_split):
         if split is not None and split.tokens is None:
@@ -141,11 +147,10 @@ def train_readout_decoder(checkpoint: str | os.PathLike, data_dir: str | os.Path
             datasets[name] = ReadoutDataset(split, *mean_readouts(model, split, model_frame_stride, window_stride,
                                                                   settings.predict_batch_size))
     tokenizer.encoder.requires_grad_(False)  # tokens stay bit-identical
-    out_dir = Path(out_dir)
     print(f"readout decoder for {model_dir}: {len(datasets['train'])} training readouts"
           + (f", {len(datasets['val'])} validation" if "val" in datasets else "") + f"; -> {out_dir}")
     trainer = Trainer(settings.train, tokenizer, readout_objective(settings.prediction_fraction), datasets["train"],
-                      out_dir, tokenizer.checkpoint_config(), val_data=datasets.get("val"))
+                      out_dir, tokenizer.checkpoint_config(), val_data=datasets.get("val"), identity=identity)
     final = trainer.fit()
     state_dict, model_config = load_checkpoint(model_dir)
     return save_checkpoint(out_dir / WORLD_MODEL_DIR, state_dict, model_config, extra_files={"tokenizer": final})

@@ -15,9 +15,10 @@ import torch
 
 from models.tokenizers.autoencoder import QUANTIZERS, AutoencoderConfig, ConvTokenizer, psnr_of_images
 from models.tokenizers.base import frames_to_unit
-from train.config import load_config
+from train.config import config_name, default_run_dir, load_config
 from models.data.hwm_format import METADATA_FILE, HWMDataset
 from train.trainer import TrainConfig, Trainer
+from models.paths import require_folder
 
 PRESET_FAMILY = "tokenizer"
 
@@ -101,9 +102,7 @@ def reconstruction_objective(loss: ReconstructionLoss, flip_augment: bool, code_
 
 def open_training_splits(data_dir: str | os.PathLike) -> tuple[HWMDataset, HWMDataset | None]:
     """(train, val or None): a data set root with train/ (+ val/), or one split folder."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise FileNotFoundError(f"{data_dir}: data folder does not exist")
+    data_dir = require_folder(data_dir, "data")
     if (data_dir / METADATA_FILE).is_file():
         return HWMDataset(data_dir), None
     if not (data_dir / "train" / METADATA_FILE).is_file():
@@ -113,6 +112,13 @@ def open_training_splits(data_dir: str | os.PathLike) -> tuple[HWMDataset, HWMDa
         )
     val_dir = data_dir / "val"
     return HWMDataset(data_dir / "train"), HWMDataset(val_dir) if (val_dir / METADATA_FILE).is_file() else None
+
+
+def tokenizer_config_name(quantizer: str, config: str | os.PathLike) -> str:
+    """A tokenizer run's config name: its quantizer, then the preset unless it is `default`
+    (so the default runs are named as the shipped tokenizer-continuous and tokenizer-fsq)."""
+    preset = config_name(config)
+    return quantizer if preset == "default" else f"{quantizer}-{preset}"
 
 
 def train_tokenizer(data_dir: str | os.PathLike, quantizer: str, config: str | os.PathLike = "default",
@@ -136,7 +142,7 @@ def train_tokenizer(data_dir: str | os.PathLike, quantizer: str, config: str | o
                          f"and {settings.code_noise_fraction}")
     if settings.code_noise > 0 and model.fsq is None:
         raise ValueError("code_noise applies to FSQ tokenizers (--quantizer fsq) only")
-    out_dir = Path(out_dir or f"runs/tokenizer-{quantizer}")
+    out_dir = Path(out_dir or default_run_dir("tokenizer", tokenizer_config_name(quantizer, config)))
     val_text = f", {len(val_split)} validation frames" if val_split is not None else ""
     print(f"tokenizer ({quantizer}): {model.num_parameters() / 1e6:.2f} M parameters, {height}x{width} -> "
           f"{model.latent_grid[0]}x{model.latent_grid[1]}; {len(train_split)} training frames{val_text}; -> {out_dir}"

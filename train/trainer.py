@@ -16,6 +16,8 @@ it. Each feature is a few marked lines in `Trainer._train_step` / `Trainer.fit`:
 - `fit()` exports the inference checkpoint `out_dir/final` (EMA weights when EMA is on)
 - `init_from`: fine-tune; a new run starts from another checkpoint's weights (a resumed
   run does not read it: its own checkpoint is newer)
+- a run resumes only with the config it was started with (`check_same_run`): anything but
+  the `train` schedule may not change, so another config in the same folder fails at once
 
 `batch_size` is per process (as in nanoGPT): `torchrun --nproc_per_node 2` with batch 16
 trains on global batches of 32, the same batches one process with batch 32 sees.
@@ -291,6 +293,45 @@ def checkpoint_dirs(out_dir: str | os.PathLike) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def run_config(checkpoint_config: Mapping[str, Any], identity: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What a resumed run must share with the run it continues, as JSON stores it: the checkpoint
+    config without the `train` schedule (a resume may change it, e.g. to train longer), plus
+    `identity` (what else the run depends on, e.g. the world model a readout decoder serves)."""
+    kept = {key: value for key, value in checkpoint_config.items() if key not in ("train", "format_version")}
+    return json.loads(json.dumps({**kept, **(identity or {})}))
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{"model": {"depth": 2}} -> {"model.depth": 2}."""
+    if not isinstance(tree, dict) or not tree:
+        return {prefix: tree}
+    return {key: value for name, child in tree.items()
+            for key, value in _flatten(child, f"{prefix}.{name}" if prefix else str(name)).items()}
+
+
+def check_same_run(out_dir: str | os.PathLike, config: Mapping[str, Any]) -> None:
+    """Raise ValueError if `out_dir`'s newest checkpoint belongs to a run whose `run_config` differs
+    from `config` (a resume would otherwise fail later, on mismatched tensors, or mix two runs)."""
+    from models.checkpoint import drop_retired_keys
+
+    found = checkpoint_dirs(out_dir)
+    if not found:
+        return
+    state = json.loads((found[-1] / STATE_FILE).read_text())
+    stored = state.get("run_config")
+    if stored is None:  # written before run configs were stored: compare the checkpoint config
+        config_path = found[-1] / "config.json"
+        stored = run_config(drop_retired_keys(json.loads(config_path.read_text()), config_path))
+        config = {key: value for key, value in config.items() if key in stored or key == "family"}
+    old, new = _flatten(stored), _flatten(dict(config))
+    differences = [f"{key}: {old.get(key, '(absent)')!r} -> {new.get(key, '(absent)')!r}"
+                   for key in sorted(old.keys() | new.keys()) if old.get(key, "(absent)") != new.get(key, "(absent)")]
+    if differences:
+        shown = "; ".join(differences[:4]) + (f"; {len(differences) - 4} more" if len(differences) > 4 else "")
+        raise ValueError(f"{out_dir} holds a run of a different config ({shown}); pass --out for a new run, "
+                         "or the same config to resume")
+
+
 def initialize_from_checkpoint(model: nn.Module, name_or_path: str | os.PathLike, family: str,
                                allow_new: bool = False) -> list[str]:
     """Copy a checkpoint's parameters into `model` (fine-tuning); returns the names it lacked.
@@ -326,12 +367,14 @@ class Trainer:
     """Train `model` by minimising `objective(model, batch)` over `train_data`.
 
     `checkpoint_config` (a dict with a `family` key) becomes `final/config.json`;
-    `extra_files` ({name: path}, e.g. {"tokenizer": folder}) are copied into `final/`.
+    `extra_files` ({name: path}, e.g. {"tokenizer": folder}) are copied into `final/`;
+    `identity`: what else a resume must match (see `run_config`).
     """
 
     def __init__(self, config: TrainConfig, model: nn.Module, objective: Objective, train_data: Dataset,
                  out_dir: str | os.PathLike, checkpoint_config: dict[str, Any], val_data: Dataset | None = None,
-                 extra_files: dict[str, str | os.PathLike] | None = None):
+                 extra_files: dict[str, str | os.PathLike] | None = None,
+                 identity: Mapping[str, Any] | None = None):
         if config.steps <= 0 or config.batch_size <= 0:
             raise ValueError(f"train.steps and train.batch_size must be positive, got {config.steps}, {config.batch_size}")
         if config.log_every <= 0 or config.save_every <= 0 or config.val_every < 0:
@@ -350,6 +393,8 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.checkpoint_config = dict(checkpoint_config)
         self.extra_files = {name: Path(path) for name, path in (extra_files or {}).items()}
+        self.run_config = run_config(checkpoint_config, identity)
+        check_same_run(self.out_dir, self.run_config)  # before anything else reads or writes out_dir
 
         self.distributed = _setup_distributed(config.device)
         self.device = _resolve_device(config.device, self.distributed)
@@ -504,7 +549,8 @@ class Trainer:
             save_file({f"rank{r}.{k}": v.cpu().contiguous() for r, (ts, _) in enumerate(gathered) for k, v in ts.items()},
                       str(tmp / RNG_FILE))
             state = {"step": self.step, "world_size": self.distributed.world_size,
-                     "train_config": dataclasses.asdict(self.config), "optimizer": optimizer_skeleton,
+                     "train_config": dataclasses.asdict(self.config), "run_config": self.run_config,
+                     "optimizer": optimizer_skeleton,
                      "schedule": "lr and EMA decay are functions of step (train/trainer.py)",
                      "rng": [plain for _, plain in gathered]}
             (tmp / STATE_FILE).write_text(json.dumps(state))

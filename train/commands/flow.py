@@ -115,6 +115,7 @@ def train_flow(data_dir: str | os.PathLike, config: str | os.PathLike = "default
     """Train a Flow-HWM on DATA/train (validating on DATA/val if present); return the final checkpoint."""
     from models.flow import FlowHWM, latent_statistics
     from models.data.windows import WindowDataset, action_statistics
+    from train.config import config_name, default_run_dir
     from train.self_forcing import check_self_forcing
     from train.trainer import Trainer
 
@@ -151,7 +152,7 @@ def train_flow(data_dir: str | os.PathLike, config: str | os.PathLike = "default
     model.action_names = list(train_split.metadata["action_names"])
     model.metadata = {"data": dataclasses.asdict(data), "source": train_split.metadata.get("source"),
                       "fps": train_split.metadata.get("fps")}
-    out_dir = Path(out_dir or "runs/flow")
+    out_dir = Path(out_dir or default_run_dir("flow", config_name(config)))
     parameters = sum(p.numel() for p in model.parameters())
     val_text = f", {len(val_windows)} validation windows" if val_windows is not None else ", no validation split"
     print(f"Flow-HWM ({model.config.variant}): {parameters / 1e6:.2f} M parameters; latents "
@@ -181,6 +182,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                     "data.num_past=3.")
     parser.add_argument("--data", required=True, help="data set root with train/ (and val/) holding latents.bin")
     parser.add_argument("--config", default="default", help="preset name (tiny, default, paper) or a .yaml path")
-    parser.add_argument("--out", default=None, help="run folder (default runs/flow); a rerun resumes from it")
+    parser.add_argument("--out", default=None,
+                        help="run folder (default runs/flow-<config>, e.g. runs/flow-default; a .yaml config's stem); "
+                        "a rerun with the same config resumes from it")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     parser.set_defaults(func=_train_command)

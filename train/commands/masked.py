@@ -51,7 +51,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     )
     parser.add_argument("--data", required=True, help="data set root holding train/ and val/ splits")
     parser.add_argument("--config", default="default", help="preset (tiny, default, paper) or a .yaml path")
-    parser.add_argument("--out", default=None, help="run folder (default runs/masked-<config>); resumes if it exists")
+    parser.add_argument("--out", default=None,
+                        help="run folder (default runs/masked-<config>, e.g. runs/masked-default; a .yaml config's "
+                        "stem); a rerun with the same config resumes from it")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=2000 model.depth=4")
     parser.set_defaults(func=train_masked)
 
@@ -128,7 +130,7 @@ def train_masked(args: argparse.Namespace) -> int:
     import torch
 
     from models.masked import MaskedHWM, masked_objective
-    from train.config import load_config
+    from train.config import config_name, default_run_dir, load_config
     from models.data.open import open_splits
     from models.data.windows import WindowDataset, action_statistics
     from train.trainer import Trainer
@@ -172,7 +174,7 @@ def train_masked(args: argparse.Namespace) -> int:
     print(f"Masked-HWM ({model_config.variant}): {params / 1e6:.2f} M params, vocab {model_config.vocab_size}, "
           f"grid {model_config.token_grid}, {len(train_data)} train / {len(val_data)} val windows")
 
-    out_dir = Path(args.out or f"runs/masked-{Path(str(args.config)).stem}")
+    out_dir = Path(args.out or default_run_dir("masked", config_name(args.config)))
     checkpoint_config = model.checkpoint_config(
         action_names=train_data.action_names,
         data=dataclasses.asdict(config.data),

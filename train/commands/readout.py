@@ -24,7 +24,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--checkpoint", required=True, help="Masked-HWM checkpoint folder or shipped name")
     parser.add_argument("--data", required=True,
                         help="hwm-v1 data set root (train/ + val/) with tokens encoded by the model's tokenizer")
-    parser.add_argument("--out", required=True, help="run folder (resumes if it holds checkpoints)")
+    parser.add_argument("--out", default=None,
+                        help="run folder (default runs/readout-decoder-<config>, e.g. runs/readout-decoder-default; "
+                        "a .yaml config's stem); a rerun with the same config and checkpoint resumes from it")
     parser.add_argument("--config", default="default", help="preset (tiny, default) or a .yaml path")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     parser.set_defaults(func=_train_command)

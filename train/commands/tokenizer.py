@@ -60,7 +60,10 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--data", required=True, help="hwm-v1 data set root (train/ + val/) or one split")
     parser.add_argument("--quantizer", required=True, choices=QUANTIZERS, help="bottleneck: continuous or fsq")
     parser.add_argument("--config", default="default", help="preset name (tiny, default) or a .yaml path")
-    parser.add_argument("--out", default=None, help="run folder (default runs/tokenizer-<quantizer>)")
+    parser.add_argument("--out", default=None,
+                        help="run folder (default runs/tokenizer-<quantizer>, e.g. runs/tokenizer-continuous; "
+                        "runs/tokenizer-<quantizer>-<config> for a preset other than default); a rerun with the "
+                        "same config resumes from it")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     parser.set_defaults(func=_train_command)
 
