@@ -5,7 +5,7 @@ PPO trained in the world model's imagination; PPO trained in HWM-Sim-v0 with as 
 frames as the world model was trained on; PPO in HWM-Sim-v0 without that limit (upper
 bound); a random policy; holding the start pose. All are scored on the planning
 benchmark's seeded goal set. The task, reward and observations are documented in
-`train/policy.py`.
+`train/policy/__init__.py`.
 
     # seconds, with any checkpoint and data set (what the test suite runs)
     python examples/ppo_in_imagination.py --checkpoint CKPT --data DATA --out /tmp/policy --quick

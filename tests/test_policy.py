@@ -75,7 +75,7 @@ def test_imagined_reward_is_minus_the_latent_distance_the_policy_sees(checkpoint
     # the world model was given the policy's targets for the goal joints, the start command elsewhere
     expected = Commander(ACTION_DIM, TASK, -1.0, 1.0).step(commands, policy_actions)
     np.testing.assert_allclose(observations[:, 2 * dim:], expected, atol=1e-6)
-    np.testing.assert_allclose(env.venv.vector_env.imagination.past_actions[:, -1].numpy(), expected[:, :ACTION_DIM],
+    np.testing.assert_allclose(env.vector_env.imagination.past_actions[:, -1].numpy(), expected[:, :ACTION_DIM],
                                atol=1e-6)
     env.close()
 
@@ -122,8 +122,8 @@ def test_truncated_episodes_restart_from_new_data_goals(checkpoints, sim_data):
         assert info["final_distance"] == pytest.approx(-rewards[i])
     np.testing.assert_array_equal(observations["image"][..., 3:], env.goal_frames)  # the new episodes' goals
     assert not np.array_equal(env.goal_frames, old_goals)
-    assert env.venv.vector_env.imagination.elapsed_steps.tolist() == [0, 0]
-    assert env.venv.vector_env.imagination.has_goal.all()  # the env pays the goal reward in the new episodes too
+    assert env.vector_env.imagination.elapsed_steps.tolist() == [0, 0]
+    assert env.vector_env.imagination.has_goal.all()  # the env pays the goal reward in the new episodes too
     env.close()
 
 

@@ -1,6 +1,6 @@
 """`hwm train policy`: PPO trained in a world model's imagination, scored in HWM-Sim-v0 against baselines.
 
-The logic lives in `train/policy.py`; this module only maps command-line flags onto a
+The logic lives in `train/policy/`; this module only maps command-line flags onto a
 `PolicyExperiment` (and is reused by `examples/ppo_in_imagination.py`).
 """
 from __future__ import annotations
