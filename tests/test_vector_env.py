@@ -169,15 +169,34 @@ def test_sb3_vec_env_protocol(checkpoints):
     venv.close()
 
 
-def test_sb3_ppo_learns_a_few_hundred_steps(checkpoints):
+def test_sb3_ppo_learns_to_raise_the_rewarded_action(checkpoints):
+    """Reward = the first action entry (a bandit: gamma 0). A short seeded PPO run must raise it."""
     from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
 
     from hwm_env.sb3 import HWMVecEnv
 
+    class RolloutRewards(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.means: list[float] = []
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            self.means.append(float(self.model.rollout_buffer.rewards.mean()))
+
     venv = HWMVecEnv(num_envs=4, checkpoint=checkpoints["flow"], obs_mode="latent", max_episode_steps=16,
-                     reward_fn=lambda latent, frame, action: -float(np.square(action).mean()))
-    model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu",
-                policy_kwargs={"net_arch": [32]})
-    model.learn(total_timesteps=256)
-    assert model.num_timesteps >= 256
+                     reward_fn=lambda latent, frame, action: float(action[0]))
+    model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=4, learning_rate=1e-2, gamma=0.0, seed=0,
+                device="cpu", policy_kwargs={"net_arch": [32]})
+    before = model.predict(venv.reset(), deterministic=True)[0][:, 0]
+    rewards = RolloutRewards()
+    model.learn(total_timesteps=1024, callback=rewards)
+    after = model.predict(venv.reset(), deterministic=True)[0][:, 0]
     venv.close()
+    assert model.num_timesteps == 1024 and len(rewards.means) == 8
+    # a random policy earns 0 on average; the trained one pushes the entry toward its bound
+    assert np.mean(rewards.means[:2]) < 0.15 and np.mean(rewards.means[-2:]) > 0.3
+    assert np.abs(before).max() < 0.3 and after.min() > 0.5
