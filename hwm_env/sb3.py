@@ -40,8 +40,8 @@ class BatchedVecEnv(VecEnv):
     A subclass implements:
     | method | does |
     |---|---|
-    | `_start_episodes(indices, seeds, options)` | starts new episodes in those envs (seeds / options: one per index, None for none) |
-    | `_advance(actions)` | steps every env with `actions` (N, ...); returns rewards (N,), terminated (N,), truncated (N,) |
+    | `_start_episodes(indices, seeds, options)` | starts new episodes there (one seed / options per index, or None) |
+    | `_advance(actions)` | steps every env with `actions` (N, ...); returns rewards, terminated, truncated (N,) |
     | `_observe(indices)` | the batched observation of those envs |
     | `_sub_env(i)` | the object `get_attr` / `set_attr` / `env_method` reach for env i |
     and may override `_info(i)`, the info of env i after the step (default `{}`).

@@ -1,4 +1,4 @@
-"""Held actions (DINO-WM's frameskip): an env, planner dynamics and a model context where one action lasts many frames."""
+"""Held actions (DINO-WM's frameskip): one planned action lasts several frames in env, dynamics and context."""
 from __future__ import annotations
 
 import numpy as np
