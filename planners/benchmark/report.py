@@ -5,7 +5,7 @@ import dataclasses
 
 import numpy as np
 
-from hwm_env.sim.goals import VIEW_JOINT_NAMES, success_summary, view_error
+from hwm_env.sim.goals import VIEW_JOINT_NAMES, success_cells, success_summary, view_error
 from models import tables
 from planners.benchmark.episodes import Episode, EpisodeResult
 from planners.benchmark.protocol import MODEL_LABELS, Protocol
@@ -75,9 +75,7 @@ def markdown_table(rows: list[dict]) -> str:
                "s / plan", "settings"]
     cells = [
         [MODEL_LABELS.get(row["model"], row["model"]), row["planner"] if row["planner"] != "none" else "-",
-         f"{row['success_rate']:.2f} ({row['successes']}/{row['episodes']})",
-         f"{row['final_error_mean']:.3f} ± {row['final_error_std']:.3f}", f"{row['initial_error_mean']:.3f}",
-         f"{row['final_pose_error_mean']:.3f}",
+         *success_cells(row), f"{row['initial_error_mean']:.3f}", f"{row['final_pose_error_mean']:.3f}",
          "-" if row["seconds_per_plan"] is None else f"{row['seconds_per_plan']:.2f}", format_settings(row)]
         for row in rows
     ]

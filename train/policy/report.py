@@ -1,6 +1,7 @@
 """The experiment's Markdown table: the task in one paragraph, one row per trained or baseline policy."""
 from __future__ import annotations
 
+from hwm_env.sim.goals import success_cells
 from models import tables
 from train.policy.settings import FAMILY_LABELS
 
@@ -27,8 +28,7 @@ def markdown_table(results: dict) -> str:
     columns = ["policy", "trained in", "success", "final view error (rad)", "final pose error (rad)", "real frames",
                "imagined frames", "train time (s)"]
     cells = [
-        [row["policy"], row["trained_in"], f"{row['success_rate']:.2f} ({row['successes']}/{row['episodes']})",
-         f"{row['final_error_mean']:.3f} ± {row['final_error_std']:.3f}", f"{row['final_pose_error_mean']:.3f}",
+        [row["policy"], row["trained_in"], *success_cells(row), f"{row['final_pose_error_mean']:.3f}",
          f"{row['real_frames']:,}", f"{row['imagined_frames']:,}" if row.get("imagined_frames") else "-",
          f"{row['train_seconds']:.0f}"]
         for row in results["rows"]
