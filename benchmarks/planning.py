@@ -3,7 +3,7 @@
     python benchmarks/planning.py --json benchmarks/results/planning.json [--episodes N] [--quick]
 
 The same as `hwm bench planning` (all flags are shared; `--help` lists them). The
-protocol lives in `planners/benchmark.py`; the README's planning table is its output.
+protocol lives in `planners/benchmark/`; the README's planning table is its output.
 """
 from __future__ import annotations
 
