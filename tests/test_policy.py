@@ -1,4 +1,4 @@
-"""Policy learning in imagination (train/policy.py): the worlds PPO trains in, the scoring, the script end to end."""
+"""Policy learning in imagination (train/policy/): the worlds PPO trains in, the scoring, the script end to end."""
 from __future__ import annotations
 
 import dataclasses
