@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import os
 
+from hwm_env import threads as _threads
+
 # MuJoCo picks its GL backend at import time; EGL renders headless on CPU-only machines.
 os.environ.setdefault("MUJOCO_GL", "egl")
+# OpenMP reads its wait policy when torch loads: set it first (hwm_env/threads.py says why).
+_threads.set_default_wait_policy()
+_threads.install_fork_guard()
 
 import gymnasium as gym  # noqa: E402
 

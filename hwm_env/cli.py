@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         result = args.func(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, NotADirectoryError) as error:
         print(f"hwm: error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `hwm data info ... | head`

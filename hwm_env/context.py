@@ -134,9 +134,9 @@ class DatasetContextSource:
         from models.data.open import find_splits, open_split, split_format
         from models.data.windows import WindowDataset
 
-        path = Path(path).expanduser()
-        if not path.exists():
-            raise FileNotFoundError(f"context_source '{path}' does not exist (expected a data split or data set root)")
+        from models.paths import require_folder
+
+        path = require_folder(path, "context_source data set (a split or a data set root)")
         if split_format(path) is None:
             path = find_splits(path)[0]  # a data set root: contexts from its training split
         split = open_split(path, image_size=tuple(image_size))  # 1X raw video is resized on read

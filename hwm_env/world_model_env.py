@@ -25,6 +25,7 @@ from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
 from hwm_env.context import Context, check_context, make_context_source
+from hwm_env.threads import call_threads
 
 OBS_MODES = ("rgb", "latent", "dict")
 RESET_OPTION_KEYS = ("frames", "actions", "goal")
@@ -48,6 +49,18 @@ def tokenizer_latent_bounds(tokenizer) -> tuple[float, float]:
     if type(tokenizer).__name__ == "ConvTokenizer":
         return -1.0, 1.0
     return -np.inf, np.inf
+
+
+def check_sampler(steps, cfg_scale, temperature) -> dict:
+    """The env's sampler options, checked when the env is made rather than at its first step."""
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1):
+        raise ValueError(f"steps must be None (the checkpoint's default) or an integer >= 1, got {steps!r}")
+    for name, value in (("cfg_scale", cfg_scale), ("temperature", temperature)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 <= value < np.inf
+        ):
+            raise ValueError(f"{name} must be None (the checkpoint's default) or a finite number >= 0, got {value!r}")
+    return {"steps": steps, "cfg_scale": cfg_scale, "temperature": temperature}
 
 
 class WorldModelRunner:
@@ -91,7 +104,7 @@ class WorldModelRunner:
                 f"{self.path}: the model takes {actions_per_latent} action tokens per latent frame; the envs "
                 "feed one action per latent frame (train with action_pooling='mean')"
             )
-        self.sampler_kwargs = {"steps": steps, "cfg_scale": cfg_scale, "temperature": temperature}
+        self.sampler_kwargs = check_sampler(steps, cfg_scale, temperature)
         # A Masked-HWM whose checkpoint reads out each token's expected FSQ digits shows those, decoded;
         # its window slides on the nearest tokens (as in `MaskedHWM.rollout`).
         self.mean_readout = getattr(self.model.config, "readout", "tokens") == "mean"
@@ -177,26 +190,26 @@ class WorldModelRunner:
 
     # --- model calls ----------------------------------------------------------------------
 
-    def check_actions(self, actions, num_envs: int) -> np.ndarray:
-        """(num_envs, A) finite actions as float32, clipped to the action space."""
+    def check_actions(self, actions, num_envs: int | None) -> np.ndarray:
+        """Finite actions as float32 (num_envs, A), clipped to the action space.
+
+        `num_envs=None` checks one env's action, of shape (A,) exactly (as the simulator does).
+        """
         actions = np.asarray(actions)
         if actions.dtype.kind not in "fiu" or actions.dtype == np.bool_:
             raise ValueError(f"actions must be real numbers, got dtype {actions.dtype}")
-        expected = (num_envs, self.action_dim)
+        expected = (self.action_dim,) if num_envs is None else (num_envs, self.action_dim)
         if actions.shape != expected:
-            if num_envs == 1 and actions.shape == (self.action_dim,):
-                actions = actions[None]
-            else:
-                shown = f"({self.action_dim},)" if num_envs == 1 else str(expected)
-                raise ValueError(f"action must have shape {shown}, got {actions.shape}")
-        actions = actions.astype(np.float32)
+            raise ValueError(f"action must have shape {expected}, got {actions.shape}")
+        actions = actions.astype(np.float32).reshape(-1, self.action_dim)
         if not np.isfinite(actions).all():
             raise ValueError("action contains NaN or inf")
         return np.clip(actions, self.action_low, self.action_high)
 
     def encode(self, frames: np.ndarray):
         """uint8 frames (N, T, H, W, 3) -> latents (N, T, C, h, w) float32 | tokens (N, T, h, w) int64 on device."""
-        latents = self.tokenizer.encode(np.ascontiguousarray(frames)).to(self.device)
+        with call_threads(len(frames), self.device.type):
+            latents = self.tokenizer.encode(np.ascontiguousarray(frames)).to(self.device)
         return self.clamp_latents(latents)
 
     def clamp_latents(self, latents):
@@ -218,7 +231,7 @@ class WorldModelRunner:
             autocast = (
                 torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
             )
-            with torch.no_grad(), autocast:
+            with torch.no_grad(), autocast, call_threads(len(seeds), self.device.type):
                 return self.model.predict(
                     past_latents, past_actions, actions[:, None],  # future_actions (N, 1, A)
                     generator=generator, **self.sampler_kwargs,
@@ -249,9 +262,10 @@ class WorldModelRunner:
 
     def decode(self, view) -> np.ndarray:
         """Latents (N, ...), or a mean readout's FSQ digits (N, h, w, d) float -> uint8 frames (N, H, W, 3)."""
-        if self.kind != "continuous" and view.is_floating_point():
-            return self.tokenizer.decode_digits(view[:, None])[:, 0].cpu().numpy()
-        return self.tokenizer.decode(view[:, None])[:, 0].cpu().numpy()  # (N, 1, H, W, 3) -> (N, H, W, 3)
+        with call_threads(len(view), self.device.type):
+            if self.kind != "continuous" and view.is_floating_point():
+                return self.tokenizer.decode_digits(view[:, None])[:, 0].cpu().numpy()
+            return self.tokenizer.decode(view[:, None])[:, 0].cpu().numpy()  # (N, 1, H, W, 3) -> (N, H, W, 3)
 
     def goal_distance(self, latents, goal_latents):
         """Mean squared latent distance per env, (N, ...) x (N, ...) -> (N,).
@@ -544,7 +558,7 @@ class HWMEnv(gym.Env):
     def step(self, action):
         if not self.imagination.is_reset[0]:
             raise ResetNeeded("call reset() before step()")
-        actions = self.runner.check_actions(action, 1)
+        actions = self.runner.check_actions(action, None)  # (1, A)
         reward = self.imagination.step([0], actions, [self.np_random])[0]
         return self.imagination.observation(0), reward, False, False, self.imagination.info(0)
 

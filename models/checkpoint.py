@@ -43,18 +43,24 @@ def assets_dir() -> Path:
 
 
 def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
-    """Folder of a checkpoint given its path or the name of a shipped default."""
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        return path
-    if str(name_or_path) in SHIPPED_CHECKPOINTS:
-        shipped = assets_dir() / str(name_or_path)
+    """Folder of a checkpoint given the name of a shipped default or a path.
+
+    A bare shipped name (`"flow-default"`) always means the shipped checkpoint, even where a
+    local folder has that name; write `./flow-default` (or pass a `Path`) for the folder.
+    """
+    if isinstance(name_or_path, str) and name_or_path in SHIPPED_CHECKPOINTS:
+        shipped = assets_dir() / name_or_path
         if shipped.is_dir():
             return shipped
         raise FileNotFoundError(
             f"shipped checkpoint '{name_or_path}' is missing from {shipped.parent}; "
-            "train it with the command in the README ('Shipped checkpoints')"
+            "train it with the command in its TRAINING.md"
         )
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise NotADirectoryError(f"{path}: is a file; a checkpoint is a folder (config.json, model.safetensors)")
     raise FileNotFoundError(
         f"checkpoint '{name_or_path}' is neither an existing folder nor a shipped default "
         f"{list(SHIPPED_CHECKPOINTS)}"

@@ -224,8 +224,9 @@ def test_unusable_gl_backend_gives_one_clear_error(monkeypatch):
         raise mujoco.FatalError("gladLoadGL error")
 
     monkeypatch.setattr(mujoco, "Renderer", broken)
+    env = HWMSimEnv()  # the renderer is made at the first frame, in the process that renders
     with pytest.raises(rendering.RenderingUnavailableError, match="libegl1"):
-        HWMSimEnv()
+        env.reset(seed=0)
 
 
 def test_osmesa_without_library_fails_clearly():

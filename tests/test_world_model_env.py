@@ -13,6 +13,7 @@ from gymnasium.error import ResetNeeded
 
 import hwm_env  # noqa: F401  (registers the ids)
 from env_fixtures import ACTION_DIM, NUM_PAST, build_checkpoints
+from hwm_env.threads import call_threads
 from hwm_env.world_model_env import HWMEnv
 
 ENV_IDS = {"flow": "HWM-Flow-v0", "masked": "HWM-Masked-v0"}
@@ -109,8 +110,9 @@ def test_spaces_and_observation_modes(checkpoints):
     latent.reset(seed=0)
     observation, _, _, _, info = latent.step(np.ones(ACTION_DIM, np.float32))
     assert "latent" not in info and latent.observation_space.contains(observation)
-    frame = latent.render()  # decoded on demand: equals decoding the observed latent
-    expected = latent.runner.tokenizer.decode(torch.from_numpy(observation)[None, None])[0, 0].numpy()
+    frame = latent.render()  # decoded on demand: equals decoding the observed latent (on one thread, as the env)
+    with call_threads(1):
+        expected = latent.runner.tokenizer.decode(torch.from_numpy(observation)[None, None])[0, 0].numpy()
     np.testing.assert_array_equal(frame, expected)
     latent.close()
 

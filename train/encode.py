@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from models.checkpoint import read_config, resolve_checkpoint
+from models.paths import require_folder
 from models.tokenizers import Tokenizer, load_tokenizer
 from models.data.hwm_format import METADATA_FILE, HWMDataset, write_encoding
 
@@ -30,9 +31,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def split_dirs(data_dir: str | os.PathLike, split: str | None = None) -> list[Path]:
     """The hwm-v1 split folders under `data_dir` (or `data_dir` itself when it is a split)."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise FileNotFoundError(f"{data_dir}: data folder does not exist")
+    data_dir = require_folder(data_dir, "data")
     if split is not None:
         data_dir = data_dir / split
         if not (data_dir / METADATA_FILE).is_file():

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models.paths import require_folder
 from models.tokenizers.autoencoder import QUANTIZERS, AutoencoderConfig, ConvTokenizer, psnr_of_images
 from models.tokenizers.base import frames_to_unit
 from train.config import config_name, default_run_dir, load_config
@@ -101,9 +102,7 @@ def reconstruction_objective(loss: ReconstructionLoss, flip_augment: bool, code_
 
 def open_training_splits(data_dir: str | os.PathLike) -> tuple[HWMDataset, HWMDataset | None]:
     """(train, val or None): a data set root with train/ (+ val/), or one split folder."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise FileNotFoundError(f"{data_dir}: data folder does not exist")
+    data_dir = require_folder(data_dir, "data")
     if (data_dir / METADATA_FILE).is_file():
         return HWMDataset(data_dir), None
     if not (data_dir / "train" / METADATA_FILE).is_file():

@@ -12,6 +12,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.error import ClosedEnvironmentError
 
 from hwm_env.sim import layout
 from hwm_env.sim.rendering import import_mujoco, make_renderer
@@ -135,7 +136,11 @@ class HWMSimEnv(gym.Env):
 
         self.action_space = spaces.Box(-1.0, 1.0, (layout.ACTION_DIM,), np.float32)
         self.observation_space = spaces.Box(0, 255, (self.resolution, self.resolution, 3), np.uint8)
-        self._renderer = make_renderer(self.model, self.resolution, self.resolution)
+        # The renderer (an EGL context) is made on the first frame, in the process that renders:
+        # a context made before a fork hangs the child, and Gymnasium's AsyncVectorEnv builds a
+        # throwaway env in the parent before it forks its workers.
+        self._renderer = None
+        self._closed = False
         self.elapsed_steps = 0
         self._state_size = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_INTEGRATION)
         self._reset_physics(self.ready_targets(), np.zeros(2), np.zeros(3), self._default_object_poses())
@@ -339,6 +344,10 @@ class HWMSimEnv(gym.Env):
 
     def render_frame(self) -> np.ndarray:
         """The head-camera image of the current state (also after `set_state`), whatever render_mode."""
+        if self._closed:
+            raise ClosedEnvironmentError("HWM-Sim-v0 was closed; it cannot render any more (make a new env)")
+        if self._renderer is None:
+            self._renderer = make_renderer(self.model, self.resolution, self.resolution)
         self._renderer.update_scene(self.data, camera=self._camera_id)
         return self._renderer.render()  # a fresh (H, W, 3) uint8 array
 
@@ -351,3 +360,11 @@ class HWMSimEnv(gym.Env):
         if getattr(self, "_renderer", None) is not None:
             self._renderer.close()
             self._renderer = None
+        self._closed = True
+
+    # Pickling and deepcopy carry the simulation (MjModel and MjData pickle) but not the
+    # renderer: a copy makes its own GL context when it first renders.
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_renderer"] = None
+        return state

@@ -8,10 +8,34 @@ every such failure into one `RenderingUnavailableError` that says what to instal
 from __future__ import annotations
 
 import os
+import sys
 
 
 class RenderingUnavailableError(RuntimeError):
     """MuJoCo cannot render offscreen with the current `MUJOCO_GL` backend."""
+
+
+# Mesa's EGL cannot make a context in a process forked from one that had initialised EGL:
+# the child blocks on a futex for ever (closing the parent's renderer does not help). A child
+# that would hang raises instead. `HWMSimEnv` makes its renderer lazily, so Gymnasium's
+# AsyncVectorEnv (which builds a throwaway env in the parent, then forks) is not affected.
+_forked_after_egl = False
+
+
+def _note_fork_after_egl() -> None:
+    global _forked_after_egl
+    egl = sys.modules.get("mujoco.egl")
+    _forked_after_egl = _forked_after_egl or getattr(egl, "EGL_DISPLAY", None) is not None
+
+
+os.register_at_fork(after_in_child=_note_fork_after_egl)
+
+FORKED_AFTER_EGL_HELP = (
+    "this process was forked from one that had already rendered with EGL, and EGL cannot render in "
+    "such a child (it would hang). Create vector envs before rendering anything in the parent, or "
+    "start the workers with spawn: gymnasium.vector.AsyncVectorEnv(env_fns, context='spawn') or "
+    "gym.make_vec(..., vectorization_mode='async', vector_kwargs={'context': 'spawn'})."
+)
 
 
 def _help(error: BaseException) -> str:
@@ -41,6 +65,8 @@ def import_mujoco():
 
 def make_renderer(model, height: int, width: int):
     """A `mujoco.Renderer` with shadows and reflections off (they cost most of a CPU frame)."""
+    if _forked_after_egl:
+        raise RenderingUnavailableError(FORKED_AFTER_EGL_HELP)
     mujoco = import_mujoco()
     # The offscreen buffer defaults to 640x480; a buffer of the frame's size keeps llvmpipe fast.
     model.vis.global_.offwidth = width

@@ -30,6 +30,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from models.atomic import atomic_write_text, swap_into_place
+from models.paths import require_folder
 
 FORMAT = "hwm-v1"
 METADATA_FILE = "metadata.json"
@@ -201,9 +202,7 @@ def write_encoding(
     """
     if kind not in ENCODINGS:
         raise ValueError(f"encoding kind '{kind}', expected one of {sorted(ENCODINGS)}")
-    split_dir = Path(split_dir)
-    if not split_dir.is_dir():
-        raise FileNotFoundError(f"{split_dir}: split folder does not exist")
+    split_dir = require_folder(split_dir, "split")
     array_name, json_name, tokenizer_name, dtype, item_dims = ENCODINGS[kind]
     if isinstance(arrays, np.ndarray) or hasattr(arrays, "shape"):
         arrays = [arrays]
@@ -250,9 +249,7 @@ def write_encoding(
                     f"{kind}: {count} items for {num_frames} frames in {metadata_path} (temporal_compression 1)"
                 )
         if tokenizer_dir is not None:
-            tokenizer_dir = Path(tokenizer_dir)
-            if not tokenizer_dir.is_dir():
-                raise FileNotFoundError(f"{tokenizer_dir}: tokenizer checkpoint folder does not exist")
+            tokenizer_dir = require_folder(tokenizer_dir, "tokenizer checkpoint")
             tmp_tokenizer = Path(tempfile.mkdtemp(prefix=f".{tokenizer_name}.tmp-", dir=split_dir))
             shutil.rmtree(tmp_tokenizer)
             shutil.copytree(tokenizer_dir, tmp_tokenizer)
@@ -352,9 +349,7 @@ class HWMDataset:
     """
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        if not self.path.is_dir():
-            raise FileNotFoundError(f"{self.path}: hwm-v1 split folder does not exist")
+        self.path = require_folder(path, "hwm-v1 split")
         metadata_path = self.path / METADATA_FILE
         if not metadata_path.is_file():
             raise FileNotFoundError(f"{metadata_path}: missing; not an hwm-v1 split folder")

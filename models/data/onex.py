@@ -34,6 +34,7 @@ from models.data.hwm_format import (
     memmap_checked,
     read_json,
 )
+from models.paths import require_folder
 
 ONEX_ACTION_NAMES = (
     "HIP_YAW", "HIP_ROLL", "HIP_PITCH", "KNEE_PITCH", "ANKLE_ROLL", "ANKLE_PITCH",
@@ -119,9 +120,7 @@ class OneXSplit:
     video_suffix = ""
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        if not self.path.is_dir():
-            raise FileNotFoundError(f"{self.path}: 1X v2.0 split folder does not exist")
+        self.path = require_folder(path, "1X v2.0 split")
         # test-style folders may lack the split-level metadata.json; the shard files are required
         metadata_path = self.path / "metadata.json"
         self.metadata = read_json(metadata_path) if metadata_path.is_file() else {}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from models.data import onex
 from models.data.hwm_format import FORMAT, METADATA_FILE, HWMDataset, read_json
+from models.paths import require_folder
 
 # (train, val) folder names of a data set root, in the order they are tried
 SPLIT_PAIRS = (("train", "val"), ("train_v2.0", "val_v2.0"), ("train_v2.0_raw", "val_v2.0_raw"))
@@ -31,9 +32,7 @@ def open_split(path: str | os.PathLike, image_size: tuple[int, int] | None = Non
 
     image_size (H, W) resizes 1X raw frames on read (the MP4s are 512x512).
     """
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path}: data split folder does not exist")
+    path = require_folder(path, "data split")
     kind = split_format(path)
     if kind == FORMAT:
         return HWMDataset(path)
@@ -52,9 +51,7 @@ def open_split(path: str | os.PathLike, image_size: tuple[int, int] | None = Non
 
 def find_splits(root: str | os.PathLike) -> tuple[Path, Path]:
     """(train, val) folders of a data set root."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: data set folder does not exist")
+    root = require_folder(root, "data set")
     for train_name, val_name in SPLIT_PAIRS:
         if (root / train_name).is_dir() and (root / val_name).is_dir():
             return root / train_name, root / val_name

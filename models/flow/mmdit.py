@@ -45,9 +45,9 @@ from models.blocks import (
     rope_angles,
     split_head_dim,
 )
+from models.flow.flow_matching import SAMPLERS
 
 VARIANTS = ("base", "modality", "full", "split")
-SAMPLERS = ("euler", "heun")
 CFG_DROP_MODES = ("actions", "context")
 
 PAST_VIDEO, FUTURE_VIDEO, PAST_ACTIONS, FUTURE_ACTIONS = range(4)
@@ -95,7 +95,7 @@ class FlowConfig:
                 raise ValueError(f"FlowConfig: {message}")
 
         need(self.variant in VARIANTS, f"variant '{self.variant}' is not one of {VARIANTS}")
-        need(self.sampler in SAMPLERS, f"sampler '{self.sampler}' is not one of {SAMPLERS}")
+        need(self.sampler in SAMPLERS, f"sampler '{self.sampler}' is not one of {sorted(SAMPLERS)}")
         need(self.cfg_drop in CFG_DROP_MODES, f"cfg_drop '{self.cfg_drop}' is not one of {CFG_DROP_MODES}")
         need(self.width % self.num_heads == 0, f"width {self.width} is not divisible by num_heads {self.num_heads}")
         need((self.width // self.num_heads) % 2 == 0, f"head dim {self.width // self.num_heads} must be even for RoPE")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models.paths import require_folder
 from models.tokenizers.base import Tokenizer, check_tokens, unit_to_frames
 
 ENCODER_FILE = "encoder.jit"
@@ -95,9 +96,7 @@ class CosmosTokenizer(Tokenizer):
     def from_folder(cls, path: str | os.PathLike, device: str | torch.device = "cpu",
                     image_size: tuple[int, int] | None = None) -> "CosmosTokenizer":
         """Load `encoder.jit` + `decoder.jit`; kind and compression from the folder name (e.g. DV8x8x8) or a probe."""
-        path = Path(path).expanduser()
-        if not path.is_dir():
-            raise FileNotFoundError(f"{path}: Cosmos tokenizer folder does not exist")
+        path = require_folder(path, "Cosmos tokenizer")
         device = torch.device(device)
         encoder = _load_jit(path / ENCODER_FILE, device)
         decoder = _load_jit(path / DECODER_FILE, device)

@@ -20,9 +20,9 @@ def register(groups) -> None:
 def split_folders(path: Path) -> list[Path]:
     """The split itself, or every split folder directly under a data set root."""
     from models.data.open import split_format
+    from models.paths import require_folder
 
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path}: folder does not exist")
+    path = require_folder(path, "data")
     if split_format(path) is not None or (path / "metadata.json").is_file():
         return [path]
     children = [child for child in sorted(path.iterdir()) if child.is_dir() and split_format(child) is not None]
