@@ -1,9 +1,9 @@
 """The `hwm` command line.
 
-One entry point with command groups (`data`, `train`, `eval`, `model`, `demo`, `bench`,
-`plan`). Each feature module owns its subcommands through a `register(groups)` function,
-so this file only lists the modules; heavy imports (torch, mujoco) stay inside the
-command functions so `hwm --help` is instant.
+One entry point with command groups (`data`, `train`, `eval`, `model`, `bench`) and
+`demo`. Each feature module owns its subcommands through a `register(groups)` function,
+so this file only names the modules (the one place where `hwm_env` names `train`); heavy
+imports (torch, mujoco) stay inside the command functions so `hwm --help` is instant.
 """
 from __future__ import annotations
 
@@ -43,9 +43,14 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hwm_env import __version__
+
     parser = argparse.ArgumentParser(
-        prog="hwm", description="Humanoid World Models: train video world models and use them as Gymnasium envs."
+        prog="hwm",
+        description="Humanoid World Models: train video world models and use them as Gymnasium envs.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     root = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {"": root}
     for name, help_text in GROUPS.items():
@@ -54,7 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
         group_parser.set_defaults(func=lambda args, p=group_parser: p.print_help() or 1)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(groups)
+    parser.epilog = "every command (`hwm COMMAND --help` for its options):\n" + command_list(root)
     return parser
+
+
+def command_list(root: argparse._SubParsersAction) -> str:
+    """One line per command, groups expanded: `hwm data sim   make a training set ...`."""
+    lines = []
+    for choice in root._choices_actions:
+        group = next((a for a in root.choices[choice.dest]._actions if isinstance(a, argparse._SubParsersAction)), None)
+        entries = [(f"{choice.dest} {sub.dest}", sub.help) for sub in group._choices_actions] if group else []
+        lines += [f"  hwm {name:<24} {text}" for name, text in entries or [(choice.dest, choice.help)]]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

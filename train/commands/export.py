@@ -33,7 +33,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                     "float16 (norms, biases and statistics stay float32). Loading casts back.")
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder or shipped name")
     parser.add_argument("--out", required=True, help="output folder (replaced atomically)")
-    parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"],
+                        help="floating-point type of the copied weights (default float16: half the size)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="replace a config.json entry, e.g. a decoding default chosen by measurement "
                              "(--set model.readout=mean, --set model.num_sampling_steps=1); repeatable")

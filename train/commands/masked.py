@@ -65,9 +65,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--checkpoint", required=True, help="Masked-HWM checkpoint folder or shipped name")
     parser.add_argument("--data", required=True, help="data set root (its val/ split is used) or one split folder")
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="windows per model call (default 32)")
     parser.add_argument("--max-windows", type=int, default=None, help="evaluate a seeded random subset of windows")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="chooses the windows scored (default 0)")
     parser.set_defaults(func=eval_tokens)
 
 
