@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the data set the world model was trained on (root with train/, or the train split): "
                              "imagined episodes start from its contexts and goals; its frame count is the real "
                              "budget")
-    parser.add_argument("--out", default="runs/policy", help="output folder (default runs/policy)")
+    parser.add_argument("--out", default=None, help="output folder (default runs/policy-<model>, e.g. runs/policy-flow)")
     parser.add_argument("--policies", default="mlp",
                         help="imagination rows, comma-separated from mlp (MLP on latents), cnn (CNN on frames); "
                              "the simulator rows use the first (default mlp)")
@@ -118,7 +118,7 @@ def experiment_from_args(args: argparse.Namespace):
         except ValueError:
             raise ValueError(f"--ppo: {key} must be {kind.__name__}, got '{text}'") from None
     experiment = PolicyExperiment(
-        data=args.data, model=args.model, checkpoint=args.checkpoint, out=args.out,
+        data=args.data, model=args.model, checkpoint=args.checkpoint, out=args.out or f"runs/policy-{args.model}",
         policies=_names(args.policies), rows=_names(args.rows), seed=args.seed, device=args.device,
         sampling_steps=args.sampling_steps,
         wandb=args.wandb, wandb_project=args.wandb_project, progress=not args.no_progress,

@@ -71,7 +71,7 @@ class PolicyExperiment:
     data: str  # the data set the world model was trained on (root or train split)
     model: str = "flow"
     checkpoint: str | None = None  # default: the shipped `<model>-default`
-    out: str = "runs/policy"
+    out: str = "runs/policy-flow"  # runs/policy-<model>, as `hwm train policy` names it
     policies: tuple[str, ...] = ("mlp",)  # imagination rows; the sim rows use the first
     rows: tuple[str, ...] = ROWS
     imagination_steps: int = 60_000  # imagined env steps for PPO
