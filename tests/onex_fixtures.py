@@ -54,9 +54,14 @@ def write_onex_split(
     variant: str = "tokens",
     video_size: int = 32,
     seed: int = 0,
+    continue_segments: bool = False,
+    segment_files: bool = True,
 ) -> dict:
     """Write shards 0..n-1 in the 1X v2.0 layout (nested = train subfolders, else flat val).
 
+    continue_segments: each shard starts with the last segment id of the shard before (the
+    segment runs on into the next shard), instead of a new one.
+    segment_files: False leaves out every segment_idx_{i}.bin, as in a test split.
     Returns {"states": [...], "segment_idx": [...], "tokens": [...]} as written.
     """
     import cv2
@@ -79,8 +84,9 @@ def write_onex_split(
         states = onex_states(num_frames, shard, rng)
         states.tofile(folders["states"] / f"states_{shard}.bin")
         segment_idx = segments_with_boundaries(num_frames, shard_boundaries, next_segment)
-        next_segment = int(segment_idx[-1]) + 1
-        segment_idx.tofile(folders["segment_idx"] / f"segment_idx_{shard}.bin")
+        next_segment = int(segment_idx[-1]) + (0 if continue_segments else 1)
+        if segment_files:
+            segment_idx.tofile(folders["segment_idx"] / f"segment_idx_{shard}.bin")
         written["states"].append(states)
         written["segment_idx"].append(segment_idx)
         if variant == "tokens":

@@ -10,11 +10,15 @@ Two variants share one shard scheme (train in subfolders, val/test flat):
     val_v2.0/{metadata.json, metadata_0.json, video_0.bin, states_0.bin, segment_idx_0.bin}
 
 The raw variant stores `video_{i}.mp4` (512x512 RGB at 30 Hz) instead of the tokens.
+A test split has no segment_idx_{i}.bin at all (and may lack metadata.json): each of its
+shards is then one segment. Segment ids are global, so a segment can run on into the next
+shard (it is one episode, counted once).
 Each token row is one independently encoded 17-frame chunk whose 3 latents cover raw
 frames {17k}, {17k+1..17k+8}, {17k+9..17k+16}. A shard's last, partial chunk is dropped,
 and so is every chunk whose first and last frame lie in different segments.
 The 25-d vector is a measured state, so the action of frame t is the state of frame t+1
-and the action into frame f is `states[f]` (see DESIGN.md section 3).
+and the action into frame f is `states[f]` (see DESIGN.md section 3); `frame_actions`
+writes that rule out per frame (for conversion to hwm-v1).
 """
 from __future__ import annotations
 
@@ -124,7 +128,10 @@ class OneXSplit:
         # test-style folders may lack the split-level metadata.json; the shard files are required
         metadata_path = self.path / "metadata.json"
         self.metadata = read_json(metadata_path) if metadata_path.is_file() else {}
-        self.shards = [self._open_shard(i) for i in self._shard_indices()]
+        indices = self._shard_indices()
+        # a test split ships no segment indices at all; a split missing only some of them is damaged
+        self.has_segment_indices = any(shard_file(self.path, "segment_idx", i, ".bin").is_file() for i in indices)
+        self.shards = [self._open_shard(i) for i in indices]
         total = sum(shard.num_frames for shard in self.shards)
         expected = self.metadata.get("num_images")
         if expected is not None and int(expected) != total:
@@ -159,9 +166,12 @@ class OneXSplit:
         states_path = shard_file(self.path, "states", index, ".bin")
         states = memmap_checked(states_path, "<f4", (num_frames, STATE_DIM), f"states float32 ({num_frames}, 25)")
         check_finite_rows(states, states_path, "states")
-        segment_path = shard_file(self.path, "segment_idx", index, ".bin")
-        segment_idx = memmap_checked(segment_path, "<i4", (num_frames,), f"segment_idx int32 ({num_frames},)")
-        check_segment_idx(segment_idx, segment_path)
+        if self.has_segment_indices:
+            segment_path = shard_file(self.path, "segment_idx", index, ".bin")
+            segment_idx = memmap_checked(segment_path, "<i4", (num_frames,), f"segment_idx int32 ({num_frames},)")
+            check_segment_idx(segment_idx, segment_path)
+        else:  # test split: the shard is one segment
+            segment_idx = np.full(num_frames, index, dtype=np.int32)
         video_path = shard_file(self.path, "video", index, self.video_suffix)
         if not video_path.is_file():
             raise FileNotFoundError(f"{video_path}: missing (video of shard {index})")
@@ -179,13 +189,37 @@ class OneXSplit:
     def __reduce__(self):  # re-open from the path: pickling a memmap would copy the whole array
         return (type(self), (self.path,))
 
+    def continues_into_next(self, position: int) -> bool:
+        """Whether the last segment of shard `self.shards[position]` runs on into the next shard."""
+        if position + 1 >= len(self.shards):
+            return False
+        return int(self.shards[position].segment_idx[-1]) == int(self.shards[position + 1].segment_idx[0])
+
     @property
     def num_episodes(self) -> int:
-        return sum(len(shard.episode_ranges()) for shard in self.shards)
+        """Distinct segments; one that runs on into the next shard counts once."""
+        runs = sum(len(shard.episode_ranges()) for shard in self.shards)
+        return runs - sum(self.continues_into_next(p) for p in range(len(self.shards)))
 
     def action_tables(self) -> list[np.ndarray]:
         """Per-shard (F, 25) tables; the action into frame f is row f (the state at f)."""
         return [shard.states for shard in self.shards]
+
+    def frame_actions(self, position: int) -> np.ndarray:
+        """Actions (F, 25) float32 of shard `self.shards[position]`, one per frame (the hwm-v1 convention).
+
+        The action of frame t is the action into frame t+1, i.e. row t+1 of `action_tables()`.
+        A segment's last frame has no next frame: it holds its pose (its own state), unless
+        the segment runs on into the next shard, whose first row is then its action.
+        """
+        tables = self.action_tables()
+        table, segment_idx = tables[position], np.asarray(self.shards[position].segment_idx)
+        actions = np.array(table, dtype=np.float32)  # (F, 25); a segment's last frame keeps its state
+        same_segment = segment_idx[:-1] == segment_idx[1:]  # (F-1,) frame t+1 follows frame t
+        actions[:-1][same_segment] = np.asarray(table[1:])[same_segment]
+        if self.continues_into_next(position):
+            actions[-1] = tables[position + 1][0]
+        return actions
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path}, {len(self.shards)} shards, {self.num_frames} frames)"

@@ -87,10 +87,16 @@ def token_source(split) -> dict[str, Any]:
         tokenizer_dir = split.encoding_tokenizer_dir("tokens")
         grid = [int(x) for x in split.tokens_info["shape"][1:]]
     else:  # 1X v2.0 tokenized (Cosmos DV8x8x8); its tokenizer weights are the user's
-        description = dict(getattr(split, "tokenizer", None) or {})
-        tokenizer_dir = None
         from models.data import onex
 
+        if isinstance(split, onex.OneXRawSplit) and not getattr(split, "tokenizer", None):
+            raise ValueError(
+                f"{split.path}: this is the 1X v2.0 raw MP4 variant, and Masked-HWM trains on tokens; pass the "
+                "tokenized root (train_v2.0/ + val_v2.0/ of 1x-technologies/worldmodel) or run `hwm data encode` "
+                "on this data first"
+            )
+        description = dict(getattr(split, "tokenizer", None) or {})
+        tokenizer_dir = None
         grid = list(onex.TOKEN_GRID)
     if "vocab_size" not in description:
         raise ValueError(f"{split.path}: the tokens' description has no vocab_size ({description})")

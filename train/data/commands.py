@@ -58,6 +58,7 @@ def describe_split(path: Path) -> dict:
     else:
         summary["episodes"] = split.num_episodes
         summary["shards"] = len(split.shards)
+        summary["segment_indices"] = split.has_segment_indices  # False: a test split, one segment per shard
         summary["resolution"] = [int(split.height), int(split.width)]
         summary["state_dim"] = onex.STATE_DIM
         summary["encodings"] = {}
@@ -93,7 +94,8 @@ def format_summary(summary: dict) -> str:
     lines = [
         f"{summary['path']}  ({summary['format']})",
         f"  frames      {summary['frames']:,} in {summary['episodes']:,} episodes/segments"
-        + (f", {summary['shards']} shards" if "shards" in summary else ""),
+        + (f", {summary['shards']} shards" if "shards" in summary else "")
+        + (" (no segment indices: one segment per shard)" if summary.get("segment_indices") is False else ""),
         f"  resolution  {height}x{width} RGB"
         + (f" (video {summary['video_resolution'][0]}x{summary['video_resolution'][1]})"
            if "video_resolution" in summary else "")
