@@ -27,7 +27,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -310,6 +310,55 @@ class OneXRawSplit(OneXSplit):
             capture = self._captures[shard.index] = cv2.VideoCapture(str(shard.video_path))
         return capture
 
+    def _to_rgb(self, bgr: np.ndarray) -> np.ndarray:
+        """A decoded BGR frame as RGB (H, W, 3) uint8, resized to image_size (OpenCV INTER_AREA) if set."""
+        import cv2
+
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if self.image_size is not None and rgb.shape[:2] != self.image_size:
+            rgb = cv2.resize(rgb, (self.image_size[1], self.image_size[0]), interpolation=cv2.INTER_AREA)
+        return rgb
+
+    def iter_frames(self, shard: OneXShard, batch_frames: int = 256) -> Iterator[tuple[int, np.ndarray]]:
+        """(first frame index, RGB frames (n, H, W, 3) uint8) of the whole shard, front to back.
+
+        One pass of its own decoder (no seeks). The MP4 must hold exactly the shard's
+        `shard_num_frames` frames (one per row of its states): fewer or more fails naming
+        the video and both counts.
+        """
+        import cv2
+
+        if batch_frames < 1:
+            raise ValueError(f"batch_frames {batch_frames} must be >= 1")
+        capture = cv2.VideoCapture(str(shard.video_path))
+        try:
+            if not capture.isOpened():
+                raise ValueError(f"{shard.video_path}: OpenCV cannot open this video (corrupt or unsupported)")
+            for start in range(0, shard.num_frames, batch_frames):
+                count = min(batch_frames, shard.num_frames - start)
+                frames = np.empty((count, self.height, self.width, 3), dtype=np.uint8)  # (n, H, W, 3)
+                for i in range(count):
+                    ok, bgr = capture.read()
+                    if not ok:
+                        raise ValueError(self._count_mismatch(shard, start + i))
+                    frames[i] = self._to_rgb(bgr)
+                yield start, frames
+            extra = 0
+            while capture.grab():
+                extra += 1
+            if extra:
+                raise ValueError(self._count_mismatch(shard, shard.num_frames + extra))
+        finally:
+            capture.release()
+
+    def _count_mismatch(self, shard: OneXShard, video_frames: int) -> str:
+        states = shard_file(self.path, "states", shard.index, ".bin")
+        return (
+            f"{shard.video_path}: {video_frames} video frames, but {states} has {shard.num_frames} "
+            f"(shard_num_frames of metadata_{shard.index}.json); the video and its states must have one "
+            "frame per row"
+        )
+
     def read_frames(self, shard: OneXShard, frame_indices: np.ndarray) -> np.ndarray:
         """RGB frames (n, H, W, 3) uint8 at increasing raw indices (one seek, then sequential decode)."""
         import cv2
@@ -329,10 +378,7 @@ class OneXRawSplit(OneXSplit):
             if not ok:
                 raise ValueError(f"{shard.video_path}: cannot decode frame {wanted} (truncated video?)")
             position += 1
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            if self.image_size is not None and rgb.shape[:2] != self.image_size:
-                rgb = cv2.resize(rgb, (self.image_size[1], self.image_size[0]), interpolation=cv2.INTER_AREA)
-            frames.append(rgb)
+            frames.append(self._to_rgb(bgr))
         return np.stack(frames)
 
     def __reduce__(self):  # re-open from the path: no memmap copies, no VideoCapture objects

@@ -1,4 +1,5 @@
-"""`hwm data info PATH`: what is in a data set split or root, whatever its layout."""
+"""`hwm data info PATH`: what is in a data set split or root, whatever its layout;
+`hwm data convert`: a 1X v2.0 raw split or root to hwm-v1 (`train/data/convert.py`)."""
 from __future__ import annotations
 
 import json
@@ -15,6 +16,24 @@ def register(groups) -> None:
     info.add_argument("path", type=Path, help="a split folder, or a root holding train/ and val/ splits")
     info.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     info.set_defaults(func=run_info)
+
+    convert = groups["data"].add_parser(
+        "convert",
+        help="convert the 1X v2.0 raw MP4 data set (a split or a root) to hwm-v1 at a chosen resolution",
+        description="Decode a 1X v2.0 raw split's video_{i}.mp4 shards, resize the frames (OpenCV INTER_AREA) and "
+        "write an hwm-v1 split with the states, the 1X actions (the action of frame t is the state of frame t+1), "
+        "one episode per segment, fps, action names and binary dims. A root's train_v2.0_raw/ + val_v2.0_raw/ "
+        "become OUT/train and OUT/val. The output appears only when complete.",
+    )
+    convert.add_argument("--data", type=Path, required=True,
+                         help="a 1X v2.0 raw split folder, or a root holding train_v2.0_raw/ and val_v2.0_raw/")
+    convert.add_argument("--out", type=Path, required=True,
+                         help="output hwm-v1 split folder (for a split) or data set folder (for a root)")
+    convert.add_argument("--resolution", type=int, default=64, help="square frame size in pixels (default 64)")
+    convert.add_argument("--batch-frames", type=int, default=256,
+                         help="frames decoded and written per batch (default 256)")
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out folder")
+    convert.set_defaults(func=run_convert)
 
 
 def split_folders(path: Path) -> list[Path]:
@@ -128,6 +147,17 @@ def format_summary(summary: dict) -> str:
             f"{a['min']:>10.4g} {a['max']:>10.4g}" + ("  binary" if a["binary"] else "")
         )
     return "\n".join(lines)
+
+
+def run_convert(args) -> int:
+    from train.data.convert import convert
+
+    result = convert(args.data, args.out, args.resolution, args.batch_frames, args.overwrite)
+    frames = sum(split["frames"] for split in result["splits"])
+    for split in result["splits"]:
+        print(f"wrote {split['frames']:,} frames in {split['episodes']:,} episodes to {split['path']} (hwm-v1)")
+    print(f"{args.resolution}x{args.resolution} in {result['seconds']:.1f} s ({frames / result['seconds']:.0f} frames/s)")
+    return 0
 
 
 def run_info(args) -> int:
