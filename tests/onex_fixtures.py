@@ -105,3 +105,11 @@ def write_onex_split(
         json.dumps({"num_shards": len(frame_counts), "query": None, "hz": 30, "num_images": sum(frame_counts)})
     )
     return written
+
+
+def write_raw_root(root: Path) -> dict:
+    """A small 1X raw download: train_v2.0_raw/ (nested; shard 0 = segments [0, 40) + [40, 70),
+    shard 1 = one segment of 45 frames) and val_v2.0_raw/ (flat, 23 frames). Returns train's arrays."""
+    written = write_onex_split(root / "train_v2.0_raw", [70, 45], [[40], []], nested=True, variant="raw")
+    write_onex_split(root / "val_v2.0_raw", [23], [[]], nested=False, variant="raw", seed=1)
+    return written

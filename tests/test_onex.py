@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from onex_fixtures import decode_frame_code, write_onex_split
+from onex_fixtures import decode_frame_code, write_onex_split, write_raw_root
 
 from models.data import onex
 from models.data.open import open_split, open_splits, split_format
@@ -159,9 +159,7 @@ def test_out_of_range_tokens_fail_on_read(onex_root):
 @pytest.fixture
 def raw_root(tmp_path):
     root = tmp_path / "raw"
-    written = write_onex_split(root / "train_v2.0_raw", [70, 45], [[40], []], nested=True, variant="raw")
-    write_onex_split(root / "val_v2.0_raw", [23], [[]], nested=False, variant="raw", seed=1)
-    return root, written
+    return root, write_raw_root(root)
 
 
 def test_raw_layout_frames_and_actions_share_the_clock(raw_root):

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 import pytest
-from onex_fixtures import decode_frame_code, write_onex_split
+from onex_fixtures import decode_frame_code, write_onex_split, write_raw_root
 
 from hwm_env.cli import main
 from models.data import onex
@@ -15,10 +15,7 @@ from models.data.windows import WindowDataset
 @pytest.fixture
 def raw_root(tmp_path):
     root = tmp_path / "raw"
-    # shard 0: segments [0, 40) and [40, 70); shard 1: one segment of 45 frames
-    written = write_onex_split(root / "train_v2.0_raw", [70, 45], [[40], []], nested=True, variant="raw")
-    write_onex_split(root / "val_v2.0_raw", [23], [[]], nested=False, variant="raw", seed=1)
-    return root, written
+    return root, write_raw_root(root)
 
 
 def test_convert_a_root_frames_states_actions_segments(raw_root, tmp_path, capsys):
