@@ -19,7 +19,6 @@ checkpoint, written by `write_encoding`.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -192,143 +191,6 @@ class HWMWriter:
             raise
 
 
-def _checked_batch(kind: str, batch) -> np.ndarray:
-    """One batch of latents (n, C, h, w) or tokens (n, h, w) as a numpy array, checked for its kind."""
-    item_dims = ENCODINGS[kind][4]
-    if hasattr(batch, "detach"):  # a torch tensor (bf16 has no numpy dtype)
-        batch = batch.detach().cpu()
-        batch = (batch.float() if batch.is_floating_point() else batch).numpy()
-    batch = np.asarray(batch)
-    if batch.ndim != item_dims + 1:
-        raise ValueError(f"{kind}: batch shape {batch.shape}, expected {item_dims + 1} dims (N', ...)")
-    if kind == "latents":
-        if batch.dtype.kind != "f":
-            raise ValueError(f"latents: dtype {batch.dtype}, expected a float array")
-        batch = batch.astype(np.float32, copy=False)
-        if not np.isfinite(batch).all():
-            raise ValueError("latents: contain NaN or inf")
-        if np.abs(batch).max(initial=0.0) > np.finfo(np.float16).max:
-            raise ValueError("latents: values exceed the float16 range")
-    else:
-        if batch.dtype.kind not in "iu":
-            raise ValueError(f"tokens: dtype {batch.dtype}, expected an integer array")
-        if batch.size and (batch.min() < 0 or batch.max() > np.iinfo(np.int32).max):
-            raise ValueError("tokens: ids must lie in [0, 2^31)")
-    return batch
-
-
-class EncodingWriter:
-    """Append pre-encoded `latents` / `tokens` beside a split batch by batch; resumable.
-
-    Batches go to `.latents.bin.partial` (`.tokens.bin.partial`); after each one is synced to
-    disk, `.latents.progress.json` records how many items are complete and the digest of
-    `plan` (what is encoded, by which tokenizer). A writer opened again with the same plan
-    continues after the last complete item (`items_done`); any other partial file is
-    discarded. `finish` copies the tokenizer, moves the array into place and writes the JSON
-    last: a split with the JSON holds a complete encoding, and until then the previous one.
-    """
-
-    def __init__(self, split_dir: str | os.PathLike, kind: str, plan: dict[str, Any] | None = None):
-        if kind not in ENCODINGS:
-            raise ValueError(f"encoding kind '{kind}', expected one of {sorted(ENCODINGS)}")
-        self.split_dir = require_folder(split_dir, "split")
-        self.kind = kind
-        self.array_name, self.json_name, self.tokenizer_name, self.dtype, _ = ENCODINGS[kind]
-        self.partial = self.split_dir / f".{self.array_name}.partial"
-        self.progress = self.split_dir / f".{kind}.progress.json"
-        self.plan_digest = None if plan is None else plan_digest(plan)
-        self.items_done = 0
-        self.item_shape: tuple[int, ...] | None = None
-        if self.plan_digest is None or not self._resume():
-            self.discard()
-
-    def _resume(self) -> bool:
-        try:
-            note = json.loads(self.progress.read_text())
-            items, item_shape = int(note["items"]), tuple(int(x) for x in note["item_shape"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return False
-        complete_bytes = items * math.prod(item_shape) * self.dtype.itemsize
-        if note.get("plan_digest") != self.plan_digest or not self.partial.is_file() or \
-                self.partial.stat().st_size < complete_bytes:
-            return False
-        os.truncate(self.partial, complete_bytes)  # drop a batch cut off after its bytes, before its note
-        self.items_done, self.item_shape = items, item_shape
-        return True
-
-    def discard(self) -> None:
-        """Forget any partial encoding of this kind."""
-        self.partial.unlink(missing_ok=True)
-        self.progress.unlink(missing_ok=True)
-        self.items_done, self.item_shape = 0, None
-
-    def append(self, batch) -> None:
-        """Write one batch (n, C, h, w) latents | (n, h, w) tokens after the items already written."""
-        batch = _checked_batch(self.kind, batch)
-        if self.item_shape is None:
-            self.item_shape = tuple(int(x) for x in batch.shape[1:])
-        elif batch.shape[1:] != self.item_shape:
-            raise ValueError(f"{self.kind}: batch shape {batch.shape} differs from earlier items {self.item_shape}")
-        with open(self.partial, "ab") as handle:
-            handle.write(np.ascontiguousarray(batch, dtype=self.dtype).tobytes())
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.items_done += batch.shape[0]
-        if self.plan_digest is not None:
-            atomic_write_text(self.progress, json.dumps(
-                {"plan_digest": self.plan_digest, "items": self.items_done, "item_shape": list(self.item_shape)}))
-
-    def finish(self, description: dict[str, Any], tokenizer_dir: str | os.PathLike | None = None,
-               tokenizer_ignore: Sequence[str] = (), tokenizer_notes: dict[str, str] | None = None,
-               expected_items: int | None = None) -> Path:
-        """Put the encoding in place with its JSON (`description` plus kind, shape, dtype, plan digest).
-
-        The tokenizer folder is copied beside it (without files matching `tokenizer_ignore`,
-        plus the text files `tokenizer_notes`). Returns the path of the array file.
-        """
-        if self.items_done == 0 or self.item_shape is None:
-            raise ValueError(f"{self.kind}: nothing to write (no items)")
-        if expected_items is not None and self.items_done != expected_items:
-            raise ValueError(f"{self.split_dir}: {self.items_done} {self.kind} items written, expected {expected_items}")
-        tmp_tokenizer = None
-        try:
-            if tokenizer_dir is not None:
-                tokenizer_dir = require_folder(tokenizer_dir, "tokenizer checkpoint")
-                tmp_tokenizer = Path(tempfile.mkdtemp(prefix=f".{self.tokenizer_name}.tmp-", dir=self.split_dir))
-                shutil.rmtree(tmp_tokenizer)
-                shutil.copytree(tokenizer_dir, tmp_tokenizer, ignore=shutil.ignore_patterns(*tokenizer_ignore))
-                for name, text in (tokenizer_notes or {}).items():
-                    (tmp_tokenizer / name).write_text(text)
-            description = {
-                "kind": self.kind,
-                "shape": [self.items_done, *self.item_shape],
-                "dtype": self.dtype.name,
-                "temporal_compression": 1,
-                **description,
-            }
-            if self.plan_digest is not None:
-                description["plan_digest"] = self.plan_digest
-            # the old JSON goes first, so a crash below leaves "no encoding", never a mismatched one
-            (self.split_dir / self.json_name).unlink(missing_ok=True)
-            if (self.split_dir / self.tokenizer_name).exists():
-                shutil.rmtree(self.split_dir / self.tokenizer_name)
-            if tmp_tokenizer is not None:
-                os.replace(tmp_tokenizer, self.split_dir / self.tokenizer_name)
-                tmp_tokenizer = None
-            os.replace(self.partial, self.split_dir / self.array_name)
-            atomic_write_text(self.split_dir / self.json_name, json.dumps(description, indent=2))
-        finally:
-            if tmp_tokenizer is not None:
-                shutil.rmtree(tmp_tokenizer, ignore_errors=True)
-        self.progress.unlink(missing_ok=True)
-        return self.split_dir / self.array_name
-
-
-def plan_digest(plan: dict[str, Any]) -> str:
-    """sha256 of a JSON-able description of an encoding run (what, from which data, by which tokenizer)."""
-    return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
-
-
 def write_encoding(
     split_dir: str | os.PathLike,
     kind: str,
@@ -337,32 +199,89 @@ def write_encoding(
     tokenizer_dir: str | os.PathLike | None = None,
     temporal_compression: int = 1,
 ) -> Path:
-    """Write pre-encoded `latents` (N', C, h, w) or `tokens` (N', h, w) beside a split in one go.
+    """Write pre-encoded `latents` (N', C, h, w) or `tokens` (N', h, w) beside a split, atomically.
 
     `arrays` is one array or an iterator of batches along N' (so a large split is encoded in
-    pieces). With temporal_compression 1 there must be one item per frame of the split. On
-    any error the previous encoding of this kind stays as it was (see `EncodingWriter`, which
-    `hwm data encode` uses directly to resume).
+    pieces). With temporal_compression 1 there must be one item per frame of the split.
+    Files are written under temp names and renamed; the JSON goes last (it marks the encoding
+    complete), and any previous encoding of this kind is removed first.
     Returns the path of the array file.
     """
-    writer = EncodingWriter(split_dir, kind)
+    if kind not in ENCODINGS:
+        raise ValueError(f"encoding kind '{kind}', expected one of {sorted(ENCODINGS)}")
+    split_dir = require_folder(split_dir, "split")
+    array_name, json_name, tokenizer_name, dtype, item_dims = ENCODINGS[kind]
     if isinstance(arrays, np.ndarray) or hasattr(arrays, "shape"):
         arrays = [arrays]
+    item_shape = None
+    count = 0
+    fd, tmp_array = tempfile.mkstemp(prefix=f".{array_name}.tmp-", dir=split_dir)
+    os.chmod(tmp_array, 0o644)
+    tmp_tokenizer = None
     try:
-        for batch in arrays:
-            writer.append(batch)
-        expected = None
-        metadata_path = writer.split_dir / METADATA_FILE
+        with os.fdopen(fd, "wb") as handle:
+            for batch in arrays:
+                if hasattr(batch, "detach"):  # a torch tensor (bf16 has no numpy dtype)
+                    batch = batch.detach().cpu()
+                    batch = (batch.float() if batch.is_floating_point() else batch).numpy()
+                batch = np.asarray(batch)
+                if batch.ndim != item_dims + 1:
+                    raise ValueError(f"{kind}: batch shape {batch.shape}, expected {item_dims + 1} dims (N', ...)")
+                if item_shape is None:
+                    item_shape = batch.shape[1:]
+                elif batch.shape[1:] != item_shape:
+                    raise ValueError(f"{kind}: batch shape {batch.shape} differs from earlier items {item_shape}")
+                if kind == "latents":
+                    if batch.dtype.kind != "f":
+                        raise ValueError(f"latents: dtype {batch.dtype}, expected a float array")
+                    batch = batch.astype(np.float32, copy=False)
+                    if not np.isfinite(batch).all():
+                        raise ValueError("latents: contain NaN or inf")
+                    if np.abs(batch).max(initial=0.0) > np.finfo(np.float16).max:
+                        raise ValueError("latents: values exceed the float16 range")
+                else:
+                    if batch.dtype.kind not in "iu":
+                        raise ValueError(f"tokens: dtype {batch.dtype}, expected an integer array")
+                    if batch.size and (batch.min() < 0 or batch.max() > np.iinfo(np.int32).max):
+                        raise ValueError("tokens: ids must lie in [0, 2^31)")
+                handle.write(np.ascontiguousarray(batch, dtype=dtype).tobytes())
+                count += batch.shape[0]
+        if item_shape is None or count == 0:
+            raise ValueError(f"{kind}: nothing to write (no items)")
+        metadata_path = split_dir / METADATA_FILE
         if temporal_compression == 1 and metadata_path.is_file():
-            expected = json.loads(metadata_path.read_text()).get("num_frames")
-            if expected is not None and writer.items_done and writer.items_done != expected:
-                raise ValueError(f"{kind}: {writer.items_done} items for {expected} frames in {metadata_path} "
-                                 "(temporal_compression 1)")
-        return writer.finish({"temporal_compression": int(temporal_compression), "tokenizer": tokenizer_config},
-                             tokenizer_dir)
+            num_frames = json.loads(metadata_path.read_text()).get("num_frames")
+            if num_frames is not None and count != num_frames:
+                raise ValueError(
+                    f"{kind}: {count} items for {num_frames} frames in {metadata_path} (temporal_compression 1)"
+                )
+        if tokenizer_dir is not None:
+            tokenizer_dir = require_folder(tokenizer_dir, "tokenizer checkpoint")
+            tmp_tokenizer = Path(tempfile.mkdtemp(prefix=f".{tokenizer_name}.tmp-", dir=split_dir))
+            shutil.rmtree(tmp_tokenizer)
+            shutil.copytree(tokenizer_dir, tmp_tokenizer)
+        description = {
+            "kind": kind,
+            "shape": [count, *map(int, item_shape)],
+            "dtype": dtype.name,
+            "temporal_compression": int(temporal_compression),
+            "tokenizer": tokenizer_config,
+        }
+        # the old JSON goes first, so a crash below leaves "no encoding", never a mismatched one
+        (split_dir / json_name).unlink(missing_ok=True)
+        if (split_dir / tokenizer_name).exists():
+            shutil.rmtree(split_dir / tokenizer_name)
+        if tmp_tokenizer is not None:
+            os.replace(tmp_tokenizer, split_dir / tokenizer_name)
+            tmp_tokenizer = None
+        os.replace(tmp_array, split_dir / array_name)
+        atomic_write_text(split_dir / json_name, json.dumps(description, indent=2))
     except BaseException:
-        writer.discard()
+        Path(tmp_array).unlink(missing_ok=True)
+        if tmp_tokenizer is not None:
+            shutil.rmtree(tmp_tokenizer, ignore_errors=True)
         raise
+    return split_dir / array_name
 
 
 # --- reading --------------------------------------------------------------------------
