@@ -14,11 +14,14 @@ only when every file is complete; the reader checks each file's size against the
 | `segment_idx.bin` | int32   | (N,)         |  non-decreasing episode id
 
 Pre-encoded latents (`latents.bin` float16 (N', C, h, w)) or tokens (`tokens.bin` int32
-(N', h, w)) sit beside a split with a JSON describing them and a copy of the tokenizer
-checkpoint, written by `write_encoding`.
+(N', h, w)) sit beside a split (hwm-v1 or 1X v2.0 raw) with a JSON describing them and a
+copy of the tokenizer checkpoint, written by `EncodingWriter` (resumable) or
+`write_encoding`; a temporal tokenizer's JSON also maps every latent to the frames it
+covers (see "pre-encoded latents / tokens" below).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -191,6 +194,143 @@ class HWMWriter:
             raise
 
 
+def _checked_batch(kind: str, batch) -> np.ndarray:
+    """One batch of latents (n, C, h, w) or tokens (n, h, w) as a numpy array, checked for its kind."""
+    item_dims = ENCODINGS[kind][4]
+    if hasattr(batch, "detach"):  # a torch tensor (bf16 has no numpy dtype)
+        batch = batch.detach().cpu()
+        batch = (batch.float() if batch.is_floating_point() else batch).numpy()
+    batch = np.asarray(batch)
+    if batch.ndim != item_dims + 1:
+        raise ValueError(f"{kind}: batch shape {batch.shape}, expected {item_dims + 1} dims (N', ...)")
+    if kind == "latents":
+        if batch.dtype.kind != "f":
+            raise ValueError(f"latents: dtype {batch.dtype}, expected a float array")
+        batch = batch.astype(np.float32, copy=False)
+        if not np.isfinite(batch).all():
+            raise ValueError("latents: contain NaN or inf")
+        if np.abs(batch).max(initial=0.0) > np.finfo(np.float16).max:
+            raise ValueError("latents: values exceed the float16 range")
+    else:
+        if batch.dtype.kind not in "iu":
+            raise ValueError(f"tokens: dtype {batch.dtype}, expected an integer array")
+        if batch.size and (batch.min() < 0 or batch.max() > np.iinfo(np.int32).max):
+            raise ValueError("tokens: ids must lie in [0, 2^31)")
+    return batch
+
+
+class EncodingWriter:
+    """Append pre-encoded `latents` / `tokens` beside a split batch by batch; resumable.
+
+    Batches go to `.latents.bin.partial` (`.tokens.bin.partial`); after each one is synced to
+    disk, `.latents.progress.json` records how many items are complete and the digest of
+    `plan` (what is encoded, by which tokenizer). A writer opened again with the same plan
+    continues after the last complete item (`items_done`); any other partial file is
+    discarded. `finish` copies the tokenizer, moves the array into place and writes the JSON
+    last: a split with the JSON holds a complete encoding, and until then the previous one.
+    """
+
+    def __init__(self, split_dir: str | os.PathLike, kind: str, plan: dict[str, Any] | None = None):
+        if kind not in ENCODINGS:
+            raise ValueError(f"encoding kind '{kind}', expected one of {sorted(ENCODINGS)}")
+        self.split_dir = require_folder(split_dir, "split")
+        self.kind = kind
+        self.array_name, self.json_name, self.tokenizer_name, self.dtype, _ = ENCODINGS[kind]
+        self.partial = self.split_dir / f".{self.array_name}.partial"
+        self.progress = self.split_dir / f".{kind}.progress.json"
+        self.plan_digest = None if plan is None else plan_digest(plan)
+        self.items_done = 0
+        self.item_shape: tuple[int, ...] | None = None
+        if self.plan_digest is None or not self._resume():
+            self.discard()
+
+    def _resume(self) -> bool:
+        try:
+            note = json.loads(self.progress.read_text())
+            items, item_shape = int(note["items"]), tuple(int(x) for x in note["item_shape"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        complete_bytes = items * math.prod(item_shape) * self.dtype.itemsize
+        if note.get("plan_digest") != self.plan_digest or not self.partial.is_file() or \
+                self.partial.stat().st_size < complete_bytes:
+            return False
+        os.truncate(self.partial, complete_bytes)  # drop a batch cut off after its bytes, before its note
+        self.items_done, self.item_shape = items, item_shape
+        return True
+
+    def discard(self) -> None:
+        """Forget any partial encoding of this kind."""
+        self.partial.unlink(missing_ok=True)
+        self.progress.unlink(missing_ok=True)
+        self.items_done, self.item_shape = 0, None
+
+    def append(self, batch) -> None:
+        """Write one batch (n, C, h, w) latents | (n, h, w) tokens after the items already written."""
+        batch = _checked_batch(self.kind, batch)
+        if self.item_shape is None:
+            self.item_shape = tuple(int(x) for x in batch.shape[1:])
+        elif batch.shape[1:] != self.item_shape:
+            raise ValueError(f"{self.kind}: batch shape {batch.shape} differs from earlier items {self.item_shape}")
+        with open(self.partial, "ab") as handle:
+            handle.write(np.ascontiguousarray(batch, dtype=self.dtype).tobytes())
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.items_done += batch.shape[0]
+        if self.plan_digest is not None:
+            atomic_write_text(self.progress, json.dumps(
+                {"plan_digest": self.plan_digest, "items": self.items_done, "item_shape": list(self.item_shape)}))
+
+    def finish(self, description: dict[str, Any], tokenizer_dir: str | os.PathLike | None = None,
+               tokenizer_ignore: Sequence[str] = (), tokenizer_notes: dict[str, str] | None = None,
+               expected_items: int | None = None) -> Path:
+        """Put the encoding in place with its JSON (`description` plus kind, shape, dtype, plan digest).
+
+        The tokenizer folder is copied beside it (without files matching `tokenizer_ignore`,
+        plus the text files `tokenizer_notes`). Returns the path of the array file.
+        """
+        if self.items_done == 0 or self.item_shape is None:
+            raise ValueError(f"{self.kind}: nothing to write (no items)")
+        if expected_items is not None and self.items_done != expected_items:
+            raise ValueError(f"{self.split_dir}: {self.items_done} {self.kind} items written, expected {expected_items}")
+        tmp_tokenizer = None
+        try:
+            if tokenizer_dir is not None:
+                tokenizer_dir = require_folder(tokenizer_dir, "tokenizer checkpoint")
+                tmp_tokenizer = Path(tempfile.mkdtemp(prefix=f".{self.tokenizer_name}.tmp-", dir=self.split_dir))
+                shutil.rmtree(tmp_tokenizer)
+                shutil.copytree(tokenizer_dir, tmp_tokenizer, ignore=shutil.ignore_patterns(*tokenizer_ignore))
+                for name, text in (tokenizer_notes or {}).items():
+                    (tmp_tokenizer / name).write_text(text)
+            description = {
+                "kind": self.kind,
+                "shape": [self.items_done, *self.item_shape],
+                "dtype": self.dtype.name,
+                "temporal_compression": 1,
+                **description,
+            }
+            if self.plan_digest is not None:
+                description["plan_digest"] = self.plan_digest
+            # the old JSON goes first, so a crash below leaves "no encoding", never a mismatched one
+            (self.split_dir / self.json_name).unlink(missing_ok=True)
+            if (self.split_dir / self.tokenizer_name).exists():
+                shutil.rmtree(self.split_dir / self.tokenizer_name)
+            if tmp_tokenizer is not None:
+                os.replace(tmp_tokenizer, self.split_dir / self.tokenizer_name)
+                tmp_tokenizer = None
+            os.replace(self.partial, self.split_dir / self.array_name)
+            atomic_write_text(self.split_dir / self.json_name, json.dumps(description, indent=2))
+        finally:
+            if tmp_tokenizer is not None:
+                shutil.rmtree(tmp_tokenizer, ignore_errors=True)
+        self.progress.unlink(missing_ok=True)
+        return self.split_dir / self.array_name
+
+
+def plan_digest(plan: dict[str, Any]) -> str:
+    """sha256 of a JSON-able description of an encoding run (what, from which data, by which tokenizer)."""
+    return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
+
+
 def write_encoding(
     split_dir: str | os.PathLike,
     kind: str,
@@ -199,89 +339,32 @@ def write_encoding(
     tokenizer_dir: str | os.PathLike | None = None,
     temporal_compression: int = 1,
 ) -> Path:
-    """Write pre-encoded `latents` (N', C, h, w) or `tokens` (N', h, w) beside a split, atomically.
+    """Write pre-encoded `latents` (N', C, h, w) or `tokens` (N', h, w) beside a split in one go.
 
     `arrays` is one array or an iterator of batches along N' (so a large split is encoded in
-    pieces). With temporal_compression 1 there must be one item per frame of the split.
-    Files are written under temp names and renamed; the JSON goes last (it marks the encoding
-    complete), and any previous encoding of this kind is removed first.
+    pieces). With temporal_compression 1 there must be one item per frame of the split. On
+    any error the previous encoding of this kind stays as it was (see `EncodingWriter`, which
+    `hwm data encode` uses directly to resume).
     Returns the path of the array file.
     """
-    if kind not in ENCODINGS:
-        raise ValueError(f"encoding kind '{kind}', expected one of {sorted(ENCODINGS)}")
-    split_dir = require_folder(split_dir, "split")
-    array_name, json_name, tokenizer_name, dtype, item_dims = ENCODINGS[kind]
+    writer = EncodingWriter(split_dir, kind)
     if isinstance(arrays, np.ndarray) or hasattr(arrays, "shape"):
         arrays = [arrays]
-    item_shape = None
-    count = 0
-    fd, tmp_array = tempfile.mkstemp(prefix=f".{array_name}.tmp-", dir=split_dir)
-    os.chmod(tmp_array, 0o644)
-    tmp_tokenizer = None
     try:
-        with os.fdopen(fd, "wb") as handle:
-            for batch in arrays:
-                if hasattr(batch, "detach"):  # a torch tensor (bf16 has no numpy dtype)
-                    batch = batch.detach().cpu()
-                    batch = (batch.float() if batch.is_floating_point() else batch).numpy()
-                batch = np.asarray(batch)
-                if batch.ndim != item_dims + 1:
-                    raise ValueError(f"{kind}: batch shape {batch.shape}, expected {item_dims + 1} dims (N', ...)")
-                if item_shape is None:
-                    item_shape = batch.shape[1:]
-                elif batch.shape[1:] != item_shape:
-                    raise ValueError(f"{kind}: batch shape {batch.shape} differs from earlier items {item_shape}")
-                if kind == "latents":
-                    if batch.dtype.kind != "f":
-                        raise ValueError(f"latents: dtype {batch.dtype}, expected a float array")
-                    batch = batch.astype(np.float32, copy=False)
-                    if not np.isfinite(batch).all():
-                        raise ValueError("latents: contain NaN or inf")
-                    if np.abs(batch).max(initial=0.0) > np.finfo(np.float16).max:
-                        raise ValueError("latents: values exceed the float16 range")
-                else:
-                    if batch.dtype.kind not in "iu":
-                        raise ValueError(f"tokens: dtype {batch.dtype}, expected an integer array")
-                    if batch.size and (batch.min() < 0 or batch.max() > np.iinfo(np.int32).max):
-                        raise ValueError("tokens: ids must lie in [0, 2^31)")
-                handle.write(np.ascontiguousarray(batch, dtype=dtype).tobytes())
-                count += batch.shape[0]
-        if item_shape is None or count == 0:
-            raise ValueError(f"{kind}: nothing to write (no items)")
-        metadata_path = split_dir / METADATA_FILE
+        for batch in arrays:
+            writer.append(batch)
+        expected = None
+        metadata_path = writer.split_dir / METADATA_FILE
         if temporal_compression == 1 and metadata_path.is_file():
-            num_frames = json.loads(metadata_path.read_text()).get("num_frames")
-            if num_frames is not None and count != num_frames:
-                raise ValueError(
-                    f"{kind}: {count} items for {num_frames} frames in {metadata_path} (temporal_compression 1)"
-                )
-        if tokenizer_dir is not None:
-            tokenizer_dir = require_folder(tokenizer_dir, "tokenizer checkpoint")
-            tmp_tokenizer = Path(tempfile.mkdtemp(prefix=f".{tokenizer_name}.tmp-", dir=split_dir))
-            shutil.rmtree(tmp_tokenizer)
-            shutil.copytree(tokenizer_dir, tmp_tokenizer)
-        description = {
-            "kind": kind,
-            "shape": [count, *map(int, item_shape)],
-            "dtype": dtype.name,
-            "temporal_compression": int(temporal_compression),
-            "tokenizer": tokenizer_config,
-        }
-        # the old JSON goes first, so a crash below leaves "no encoding", never a mismatched one
-        (split_dir / json_name).unlink(missing_ok=True)
-        if (split_dir / tokenizer_name).exists():
-            shutil.rmtree(split_dir / tokenizer_name)
-        if tmp_tokenizer is not None:
-            os.replace(tmp_tokenizer, split_dir / tokenizer_name)
-            tmp_tokenizer = None
-        os.replace(tmp_array, split_dir / array_name)
-        atomic_write_text(split_dir / json_name, json.dumps(description, indent=2))
+            expected = json.loads(metadata_path.read_text()).get("num_frames")
+            if expected is not None and writer.items_done and writer.items_done != expected:
+                raise ValueError(f"{kind}: {writer.items_done} items for {expected} frames in {metadata_path} "
+                                 "(temporal_compression 1)")
+        return writer.finish({"temporal_compression": int(temporal_compression), "tokenizer": tokenizer_config},
+                             tokenizer_dir)
     except BaseException:
-        Path(tmp_array).unlink(missing_ok=True)
-        if tmp_tokenizer is not None:
-            shutil.rmtree(tmp_tokenizer, ignore_errors=True)
+        writer.discard()
         raise
-    return split_dir / array_name
 
 
 # --- reading --------------------------------------------------------------------------
@@ -347,6 +430,113 @@ def read_json(path: Path) -> dict[str, Any]:
     return value
 
 
+# --- pre-encoded latents / tokens ------------------------------------------------------
+#
+# A temporal (causal video) tokenizer encodes independent chunks of `chunk_frames` =
+# 1 + k * c frames into 1 + k latents (c = temporal compression). Its JSON adds:
+#   chunk_frames       17 for 1X's tokenized release (and `hwm data encode`)
+#   latents_per_chunk  1 + k (3 at c = 8)
+#   latent_frames      [[a, b], ...]: latent t of a chunk covers the chunk's frames [a, b)
+#                      (causal: [[0, 1], [1, 9], [9, 17]] at c = 8, the first frame alone)
+#   chunk_runs         [[shard, first_frame, count], ...]: `count` chunks of one shard starting
+#                      at first_frame, first_frame + chunk_frames, ...
+# Array row L * i + t is latent t of chunk i, chunks in run order. Frame indices are
+# shard-local (1X v2.0) or split-wide (hwm-v1, shard 0).
+CHUNK_KEYS = ("chunk_frames", "latents_per_chunk", "latent_frames", "chunk_runs")
+
+
+def chunk_latent_frames(temporal_compression: int, chunk_frames: int) -> list[list[int]]:
+    """[a, b) of each latent of a causal chunk: the first frame alone, then groups of c frames."""
+    c = int(temporal_compression)
+    if c < 2 or chunk_frames < 1 or (chunk_frames - 1) % c:
+        raise ValueError(f"a causal video tokenizer with temporal compression {c} encodes 1 + {c}k frames "
+                         f"(1, {1 + c}, {1 + 2 * c}, ...); chunks of {chunk_frames} frames do not fit it")
+    return [[0, 1]] + [[1 + i * c, 1 + (i + 1) * c] for i in range((chunk_frames - 1) // c)]
+
+
+def check_chunk_layout(info: dict[str, Any], json_path: Path) -> None:
+    """The chunk keys of a temporal encoding's JSON agree with each other and with its shape."""
+    c = info.get("temporal_compression")
+    missing = [key for key in CHUNK_KEYS if key not in info]
+    if missing:
+        raise ValueError(f"{json_path}: temporal_compression {c} but no {missing}; encode the split again "
+                         "(hwm data encode)")
+    chunk_frames, per_chunk = info["chunk_frames"], info["latents_per_chunk"]
+    try:
+        expected = chunk_latent_frames(c, chunk_frames)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{json_path}: {error}") from None
+    if info["latent_frames"] != expected or per_chunk != len(expected):
+        raise ValueError(f"{json_path}: latents_per_chunk {per_chunk} and latent_frames {info['latent_frames']}; "
+                         f"a causal {c}x tokenizer on {chunk_frames}-frame chunks gives {len(expected)}: {expected}")
+    runs = info["chunk_runs"]
+    if not isinstance(runs, list) or not all(
+            isinstance(run, list) and len(run) == 3 and all(isinstance(x, int) for x in run)
+            and run[0] >= 0 and run[1] >= 0 and run[2] >= 1 for run in runs):
+        raise ValueError(f"{json_path}: chunk_runs must be a list of [shard, first_frame, count] integers")
+    chunks = sum(run[2] for run in runs)
+    if info["shape"][0] != chunks * per_chunk:
+        raise ValueError(f"{json_path}: {info['shape'][0]} items, but chunk_runs hold {chunks} chunks of "
+                         f"{per_chunk} latents")
+
+
+def encoded_chunks(info: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(shard, first frame), each (n,) int64, of every chunk of a temporal encoding, in row order."""
+    runs = np.asarray(info["chunk_runs"], dtype=np.int64).reshape(-1, 3)
+    counts = runs[:, 2]
+    within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)  # chunk index in its run
+    return np.repeat(runs[:, 0], counts), np.repeat(runs[:, 1], counts) + within * int(info["chunk_frames"])
+
+
+def latent_frame_ranges(info: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(shard, first, stop), each (N',): latent row r covers frames [first[r], stop[r]) of shard[r].
+
+    For per-frame encodings (temporal_compression 1) row r is frame r of the split.
+    """
+    if int(info.get("temporal_compression", 1)) == 1:
+        frames = np.arange(int(info["shape"][0]), dtype=np.int64)
+        return np.zeros_like(frames), frames, frames + 1
+    shards, starts = encoded_chunks(info)
+    spans = np.asarray(info["latent_frames"], dtype=np.int64)  # (L, 2)
+    per_chunk = len(spans)
+    first = np.repeat(starts, per_chunk) + np.tile(spans[:, 0], len(starts))
+    stop = np.repeat(starts, per_chunk) + np.tile(spans[:, 1], len(starts))
+    return np.repeat(shards, per_chunk), first, stop
+
+
+def read_encoding(split_dir: str | os.PathLike, kind: str, num_frames: int | None = None):
+    """(array, info) of the pre-encoded `kind` ("latents" | "tokens") beside a split folder, or (None, None).
+
+    The JSON is checked against the array's size, a per-frame encoding against `num_frames`,
+    a temporal one's chunk layout against itself.
+    """
+    array_name, json_name, _, dtype, item_dims = ENCODINGS[kind]
+    json_path = Path(split_dir) / json_name
+    if not json_path.is_file():
+        return None, None
+    info = read_json(json_path)
+    shape = info.get("shape")
+    if not isinstance(shape, list) or len(shape) != item_dims + 1 or not all(isinstance(x, int) for x in shape):
+        raise ValueError(f"{json_path}: 'shape' {shape!r}, expected a list of {item_dims + 1} integers")
+    if info.get("dtype") != dtype.name:
+        raise ValueError(f"{json_path}: dtype {info.get('dtype')!r}, expected '{dtype.name}'")
+    temporal = info.get("temporal_compression", 1)
+    if not isinstance(temporal, int) or temporal < 1:
+        raise ValueError(f"{json_path}: temporal_compression {temporal!r}, expected a positive integer")
+    if temporal == 1 and num_frames is not None and shape[0] != num_frames:
+        raise ValueError(f"{json_path}: {shape[0]} items for {num_frames} frames (temporal_compression 1)")
+    if temporal > 1:
+        check_chunk_layout(info, json_path)
+    array = memmap_checked(Path(split_dir) / array_name, dtype, tuple(shape), f"{kind} {dtype.name} {tuple(shape)}")
+    return array, info
+
+
+def encoding_tokenizer_dir(split_dir: str | os.PathLike, kind: str) -> Path | None:
+    """The tokenizer checkpoint copied beside a split's pre-encoded `latents`/`tokens`, if present."""
+    folder = Path(split_dir) / ENCODINGS[kind][2]
+    return folder if folder.is_dir() else None
+
+
 class HWMDataset:
     """Memory-mapped reader of one `hwm-v1` split folder.
 
@@ -393,25 +583,11 @@ class HWMDataset:
         self.tokens, self.tokens_info = self._read_encoding("tokens")
 
     def _read_encoding(self, kind: str):
-        array_name, json_name, _, dtype, item_dims = ENCODINGS[kind]
-        json_path = self.path / json_name
-        if not json_path.is_file():
-            return None, None
-        info = read_json(json_path)
-        shape = info.get("shape")
-        if not isinstance(shape, list) or len(shape) != item_dims + 1 or not all(isinstance(x, int) for x in shape):
-            raise ValueError(f"{json_path}: 'shape' {shape!r}, expected a list of {item_dims + 1} integers")
-        if info.get("dtype") != dtype.name:
-            raise ValueError(f"{json_path}: dtype {info.get('dtype')!r}, expected '{dtype.name}'")
-        if info.get("temporal_compression", 1) == 1 and shape[0] != len(self):
-            raise ValueError(f"{json_path}: {shape[0]} items for {len(self)} frames (temporal_compression 1)")
-        array = memmap_checked(self.path / array_name, dtype, tuple(shape), f"{kind} {dtype.name} {tuple(shape)}")
-        return array, info
+        return read_encoding(self.path, kind, num_frames=len(self))
 
     def encoding_tokenizer_dir(self, kind: str) -> Path | None:
         """The tokenizer checkpoint copied beside pre-encoded `latents`/`tokens`, if present."""
-        folder = self.path / ENCODINGS[kind][2]
-        return folder if folder.is_dir() else None
+        return encoding_tokenizer_dir(self.path, kind)
 
     def __len__(self) -> int:
         return int(self.metadata["num_frames"])
