@@ -2,13 +2,16 @@
 
 The user downloads a Cosmos checkpoint folder (`encoder.jit`, `decoder.jit`; e.g.
 `Cosmos-Tokenizer-DV8x8x8`, the tokenizer of the 1X v2.0 data set) and points
-`load_tokenizer` at it; nothing is downloaded here. The JIT graphs take video
+`load_tokenizer` at it; nothing is downloaded here. The resolution frames are encoded at is
+the caller's choice (default 256x256, 1X's); a copy of the folder made beside encoded
+latents records it in `hwm_settings.json`, so the copy loads at the same size. The JIT graphs take video
 [B, 3, T, H, W] in [-1, 1] with T = 1 + 8k (causal: the first latent encodes the first
 frame alone) and return `(latent,)` (CV, [B, 16, t, h, w]) or `(indices, codes)` (DV,
 indices [B, t, h, w]). They run in bf16 on CUDA, as Cosmos ships them, and fp32 on CPU.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import warnings
@@ -22,6 +25,8 @@ from models.tokenizers.base import Tokenizer, check_tokens, unit_to_frames
 
 ENCODER_FILE = "encoder.jit"
 DECODER_FILE = "decoder.jit"
+UNUSED_FILES = ("autoencoder.jit",)  # Cosmos ships it too; encoder + decoder are the same weights
+SETTINGS_FILE = "hwm_settings.json"  # {"image_size": [H, W]}, written into copies of the folder
 # e.g. "Cosmos-0.1-Tokenizer-DV8x8x8" -> discrete, 8x temporal, 8x spatial
 FOLDER_NAME_PATTERN = re.compile(r"(?<![A-Za-z])([CD])V(\d+)x(\d+)x(\d+)")
 DEFAULT_IMAGE_SIZE = (256, 256)  # the 1X data set's Cosmos resolution
@@ -30,8 +35,14 @@ COSMOS_SPATIAL = (8, 16)
 
 
 def is_cosmos_folder(path: str | os.PathLike) -> bool:
+    """A Cosmos download: either JIT file, or its `config.json` (`"architectures": ["CosmosTokenizer"]`)."""
     path = Path(path)
-    return (path / ENCODER_FILE).is_file() or (path / DECODER_FILE).is_file()
+    if any((path / name).is_file() for name in (ENCODER_FILE, DECODER_FILE, *UNUSED_FILES)):
+        return True
+    try:
+        return "CosmosTokenizer" in json.loads((path / "config.json").read_text()).get("architectures", [])
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _first_output(output):
@@ -47,7 +58,10 @@ def _first_output(output):
 
 def _load_jit(path: Path, device: torch.device) -> torch.jit.ScriptModule:
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; a Cosmos tokenizer folder needs {ENCODER_FILE} and {DECODER_FILE}")
+        raise FileNotFoundError(
+            f"{path}: missing; a Cosmos tokenizer folder needs {ENCODER_FILE} and {DECODER_FILE}: download both "
+            f"from the model's Hugging Face repo (e.g. nvidia/Cosmos-0.1-Tokenizer-CV8x8x8) into {path.parent}"
+        )
     try:
         with warnings.catch_warnings():  # TorchScript is deprecated, but it is the format Cosmos ships
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -103,7 +117,7 @@ class CosmosTokenizer(Tokenizer):
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         encoder.to(dtype)
         decoder.to(dtype)
-        image_size = tuple(image_size or DEFAULT_IMAGE_SIZE)
+        image_size = tuple(image_size or _saved_image_size(path) or DEFAULT_IMAGE_SIZE)
         probe = _probe(encoder, path / ENCODER_FILE, device, dtype)
         kind, temporal, spatial = probe["kind"], probe["temporal_compression"], probe["spatial_compression"]
         named = FOLDER_NAME_PATTERN.search(path.name)
@@ -137,6 +151,21 @@ class CosmosTokenizer(Tokenizer):
 
     def describe(self) -> dict:
         return {**super().describe(), "type": "cosmos", "source": self.source}
+
+    def settings_json(self) -> str:
+        """The text of SETTINGS_FILE for a copy of this folder (it then loads at this image_size)."""
+        return json.dumps({"image_size": list(self.image_size)})
+
+
+def _saved_image_size(path: Path) -> tuple[int, int] | None:
+    settings = path / SETTINGS_FILE
+    if not settings.is_file():
+        return None
+    try:
+        height, width = (int(side) for side in json.loads(settings.read_text())["image_size"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{settings}: expected {{\"image_size\": [H, W]}} ({error})") from None
+    return height, width
 
 
 def _probe(encoder, path: Path, device: torch.device, dtype: torch.dtype) -> dict:
