@@ -33,7 +33,7 @@ def _train_command(args) -> int:
 def _encode_command(args) -> int:
     from train.encode import encode_dataset
 
-    for path in encode_dataset(args.data, args.tokenizer, args.batch_size, args.device, args.split):
+    for path in encode_dataset(args.data, args.tokenizer, args.batch_size, args.device, args.split, args.image_size):
         print(f"wrote {path}")
     return 0
 
@@ -70,11 +70,17 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser = groups["data"].add_parser(
         "encode", help="pre-encode a data set's frames into latents/tokens with a tokenizer",
         description="Write latents.bin (continuous) or tokens.bin (discrete) + JSON + a copy of the tokenizer "
-                    "beside every hwm-v1 split under --data, so world models train without the encoder.")
-    parser.add_argument("--tokenizer", required=True, help="tokenizer checkpoint folder or shipped name")
-    parser.add_argument("--data", required=True, help="hwm-v1 data set root or one split folder")
+                    "beside every split under --data (hwm-v1, or 1X v2.0 raw MP4s), so world models train without "
+                    "the encoder. Video tokenizers (Cosmos CV8x8x8 / DV8x8x8) encode 17-frame chunks into 3 "
+                    "latents each; an interrupted run continues where it stopped.")
+    parser.add_argument("--tokenizer", required=True, help="tokenizer checkpoint folder, shipped name, or a Cosmos "
+                        "folder with encoder.jit + decoder.jit")
+    parser.add_argument("--data", required=True, help="data set root (hwm-v1, or a 1X raw download) or one split folder")
     parser.add_argument("--split", default=None, help="encode only this split (e.g. val)")
-    parser.add_argument("--batch-size", type=int, default=256, help="frames per encoder call")
+    parser.add_argument("--batch-size", type=int, default=256, help="frames per encoder call (video tokenizers: "
+                        "whole 17-frame chunks, at least one)")
+    parser.add_argument("--image-size", type=int, default=None, help="side of the square frames a Cosmos tokenizer "
+                        "encodes (default 256, as 1X's release); frames are resized to it")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     parser.set_defaults(func=_encode_command)
 
