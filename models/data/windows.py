@@ -1,16 +1,24 @@
 """Training windows: P past + F future latent frames with the actions that lead into them.
 
 Every layout is reduced to *timelines*: a sequence of items (raw frames, or the latents of
-1X chunks) with a run id (a window never leaves its run: a segment, or one 1X chunk), the
-spacing between window frames, and for each item the k rows of an action table that lead
-into it. Actions therefore live on the same clock as the frames they drive: with frame
-stride k the latent at raw index r gets the k actions `actions[r-k : r]`, pooled (mean) or
-kept per frame (DESIGN.md section 3, and the bug it fixes).
+independently encoded chunks) with a run id (a window never leaves its run: a segment, or
+one chunk), the spacing between window frames, and for each item the k rows of an action
+table that lead into it. Actions therefore live on the same clock as the frames they drive:
+with frame stride k the latent at raw index r gets the k actions `actions[r-k : r]`, pooled
+(mean) or kept per frame (DESIGN.md section 3, and the bug it fixes).
+
+Chunked latents come from a causal video tokenizer (Cosmos 8x: a 17-frame chunk gives 3
+latents covering its frames [0, 1), [1, 9), [9, 17)): 1X's own DV tokens, or latents/tokens
+that `hwm data encode` wrote beside a 1X raw or hwm-v1 split. The paper's Flow-HWM window,
+9 past + 8 future frames, is one chunk: past latents 0-1 (frames 0-8) with the 9 actions
+into those frames, future latent 2 (frames 9-16) with the 8 actions into its frames;
+`action_pooling="frames"` cuts exactly that (see WindowDataset).
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -18,10 +26,10 @@ import torch
 from torch.utils.data import Dataset
 
 from models.data import onex
-from models.data.hwm_format import HWMDataset
+from models.data.hwm_format import ENCODINGS, HWMDataset, encoded_chunks, encoding_tokenizer_dir, read_encoding
 
 SOURCES = ("latents", "tokens", "frames")
-POOLINGS = ("mean", "none")
+POOLINGS = ("mean", "none", "frames")
 
 
 @dataclass
@@ -34,6 +42,9 @@ class Timeline:
     action_table: (N, A) per-frame actions; action_rows(items (n,)) -> (n, k) rows of it.
     read: items (n,) -> array (n, ...) of the requested source.
     raw_index: items (n,) -> raw frame index r of each item (the last raw frame it covers).
+    frames_per_item: items (n,) -> how many of the k action rows are the item's own frames (the
+        rest pad a chunk's single-frame first latent); None: all k.
+    chunk_position: (L,) position of each item in its chunk (chunked latents), else None.
     """
 
     run_id: np.ndarray
@@ -45,6 +56,9 @@ class Timeline:
     raw_index: Callable[[np.ndarray], np.ndarray]
     segment_of: Callable[[np.ndarray], np.ndarray]
     shard: int = 0
+    frames_per_item: Callable[[np.ndarray], np.ndarray] | None = None
+    chunk_position: np.ndarray | None = None
+    chunk_frames: int = 0  # frames per chunk (chunked latents), for messages
 
 
 def _frame_timeline(segment_idx, frame_stride, action_table, action_offset, read, shard=0) -> Timeline:
@@ -72,80 +86,143 @@ def _frame_timeline(segment_idx, frame_stride, action_table, action_offset, read
     )
 
 
-def _onex_chunk_timeline(split: onex.OneXTokenizedSplit, shard: onex.OneXShard, cross_chunks: bool) -> Timeline:
-    """Latents of the kept 1X chunks, 3 per chunk on an 8-frame clock.
+def _chunk_timeline(starts, latent_frames, read, segment_idx, action_table, action_offset: int,
+                    cross_chunks: bool, chunk_frames: int, shard: int = 0) -> Timeline:
+    """Latents of independently encoded chunks: latent t of chunk i covers raw frames
+    starts[i] + [a_t, b_t), with [a_t, b_t) = latent_frames[t].
 
-    Latent t of chunk c covers raw frames [17c + a_t, 17c + b_t) with (a, b) from
-    LATENT_FRAME_SPANS; the actions into it are the states at those frames (the action into
-    frame f is states[f]). The first latent is a single frame: its one action is repeated so
-    every latent carries 8 per-frame actions (a held pose). Windows stay inside one chunk
-    unless cross_chunks, which joins adjacent kept chunks of one segment (the clock then
+    The actions into a latent are those into its frames (the action into frame f is row
+    f - 1 + action_offset: 1X states row f, hwm-v1 actions row f - 1). A chunk's
+    single-frame first latent has one; it is repeated (a held pose) so every latent carries
+    k = max(b - a) rows, and `frames_per_item` says how many are its own. Windows stay inside
+    one chunk unless cross_chunks, which joins adjacent chunks of one segment (the clock then
     jumps by one frame at each chunk boundary, because each chunk was encoded on its own).
+    `read(chunks (n,), times (n,))` returns the latents/tokens (n, ...).
     """
-    chunks = shard.kept_chunks()
-    chunk_of = np.repeat(chunks, onex.LATENTS_PER_CHUNK)  # (L,)
-    time_of = np.tile(np.arange(onex.LATENTS_PER_CHUNK), len(chunks))  # (L,)
-    per_latent = onex.TEMPORAL_COMPRESSION
-    spans = np.zeros((onex.LATENTS_PER_CHUNK, per_latent), dtype=np.int64)
-    for t, (a, b) in enumerate(onex.LATENT_FRAME_SPANS):
-        frames = np.arange(a, b)
-        spans[t] = np.concatenate([np.full(per_latent - len(frames), a), frames])  # front edge-pad
-    last_frame = np.array([b - 1 for _, b in onex.LATENT_FRAME_SPANS])
-    segment_of_chunk = np.asarray(shard.segment_idx)[chunks * onex.CHUNK_FRAMES].astype(np.int64)
-    segment_of_latent = np.repeat(segment_of_chunk, onex.LATENTS_PER_CHUNK)  # (L,)
+    starts = np.asarray(starts, dtype=np.int64)
+    spans = np.asarray(latent_frames, dtype=np.int64)  # (L, 2)
+    per_chunk = len(spans)
+    chunk_of = np.repeat(np.arange(len(starts)), per_chunk)  # (N,)
+    time_of = np.tile(np.arange(per_chunk), len(starts))  # (N,)
+    lengths = spans[:, 1] - spans[:, 0]
+    k = int(lengths.max())
+    padded = np.stack([np.concatenate([np.full(k - (b - a), a), np.arange(a, b)]) for a, b in spans])  # (L, k)
+    segment_of_chunk = np.asarray(segment_idx)[starts].astype(np.int64)
+    segment_of_latent = np.repeat(segment_of_chunk, per_chunk)  # (N,)
     if cross_chunks:
-        # a new run starts where the chunk is not adjacent to the previous kept one or the segment changes
-        breaks = np.ones(len(chunks), dtype=bool)
-        breaks[1:] = (np.diff(chunks) != 1) | (np.diff(segment_of_chunk) != 0)
+        # a new run starts where the chunk is not adjacent to the previous one or the segment changes
+        breaks = np.ones(len(starts), dtype=bool)
+        breaks[1:] = (np.diff(starts) != chunk_frames) | (np.diff(segment_of_chunk) != 0)
         run_of_chunk = np.cumsum(breaks)
     else:
-        run_of_chunk = chunks
+        run_of_chunk = np.arange(len(starts))
     return Timeline(
-        run_id=np.repeat(run_of_chunk, onex.LATENTS_PER_CHUNK).astype(np.int64),
+        run_id=np.repeat(run_of_chunk, per_chunk).astype(np.int64),
         step=1,
         can_start=np.ones(len(chunk_of), dtype=bool),
-        action_table=shard.states,
-        action_rows=lambda items: chunk_of[items, None] * onex.CHUNK_FRAMES + spans[time_of[items]],
-        read=lambda items: split.read_tokens(shard, chunk_of[items], time_of[items]),
-        raw_index=lambda items: chunk_of[items] * onex.CHUNK_FRAMES + last_frame[time_of[items]],
+        action_table=action_table,
+        action_rows=lambda items: starts[chunk_of[items], None] + padded[time_of[items]] + (action_offset - 1),
+        read=lambda items: read(chunk_of[items], time_of[items]),
+        raw_index=lambda items: starts[chunk_of[items]] + spans[time_of[items], 1] - 1,
         segment_of=lambda items: segment_of_latent[items],
-        shard=shard.index,
+        shard=shard,
+        frames_per_item=lambda items: lengths[time_of[items]],
+        chunk_position=time_of,
+        chunk_frames=chunk_frames,
     )
 
 
-def _hwm_reader(dataset: HWMDataset, source: str) -> Callable[[np.ndarray], np.ndarray]:
-    if source == "frames":
-        return lambda items: np.asarray(dataset.frames[items])
-    array, info = (dataset.latents, dataset.latents_info) if source == "latents" else (dataset.tokens, dataset.tokens_info)
+def _onex_token_timeline(split: onex.OneXTokenizedSplit, shard: onex.OneXShard, cross_chunks: bool) -> Timeline:
+    """1X's own DV8x8x8 tokens: the kept chunks of a shard (full, inside one segment), 3 latents each."""
+    chunks = shard.kept_chunks()
+    return _chunk_timeline(chunks * onex.CHUNK_FRAMES, onex.LATENT_FRAME_SPANS,
+                           lambda c, t: split.read_tokens(shard, chunks[c], t), shard.segment_idx, shard.states,
+                           1, cross_chunks, onex.CHUNK_FRAMES, shard.index)
+
+
+def pre_encoded(split, kind: str) -> tuple[np.ndarray, dict, Path | None]:
+    """(array, JSON, tokenizer copy) of the `kind` ("latents" | "tokens") encoded beside an hwm-v1 or 1X raw split.
+
+    Fails saying what to run when there is none, or when the split is 1X's tokenized release.
+    """
+    if isinstance(split, onex.OneXTokenizedSplit):
+        raise ValueError(
+            f"{split.path}: a 1X v2.0 tokenized split has source 'tokens' only (its own Cosmos DV8x8x8 tokens), "
+            f"not '{kind}'; continuous latents come from the raw variant (worldmodel_raw_data): hwm data encode "
+            "--tokenizer <Cosmos-0.1-Tokenizer-CV8x8x8 folder> --data <raw root>"
+        )
+    if isinstance(split, HWMDataset):
+        array, info = (split.latents, split.latents_info) if kind == "latents" else (split.tokens, split.tokens_info)
+        hint = ""
+    elif isinstance(split, onex.OneXRawSplit):
+        array, info = read_encoding(split.path, kind)
+        hint = f" --tokenizer <Cosmos-0.1-Tokenizer-{'CV' if kind == 'latents' else 'DV'}8x8x8 folder>"
+    else:
+        raise ValueError(f"unsupported split {split!r}; expected an HWMDataset or a 1X v2.0 split")
     if array is None:
         raise ValueError(
-            f"{dataset.path}: no pre-encoded {source} ({source}.bin + {source}.json); "
-            f"encode the split first (hwm data encode) or use source='frames'"
+            f"{split.path}: no pre-encoded {kind} ({ENCODINGS[kind][0]} + {ENCODINGS[kind][1]}); "
+            f"encode the split first (hwm data encode{hint}) or use source='frames'"
         )
-    if int(info.get("temporal_compression", 1)) != 1:
-        raise ValueError(
-            f"{dataset.path / (source + '.json')}: temporal_compression {info['temporal_compression']}; "
-            "windows over hwm-v1 splits need per-frame latents (temporal_compression 1)"
-        )
-    return lambda items: np.asarray(array[items])
+    return array, info, encoding_tokenizer_dir(split.path, kind)
+
+
+def _check_chunks_inside_segments(starts, segment_idx, chunk_frames: int, action_offset: int, json_path) -> None:
+    """Each chunk (and, on hwm-v1, the frame whose action leads into it) lies inside one segment."""
+    segment_idx = np.asarray(segment_idx)
+    first = starts - (1 - action_offset)
+    last = starts + chunk_frames - 1
+    inside = (first >= 0) & (last < len(segment_idx))
+    same = np.zeros(len(starts), dtype=bool)
+    same[inside] = segment_idx[first[inside]] == segment_idx[last[inside]]
+    if not same.all():
+        raise ValueError(f"{json_path}: the chunk at frame {int(starts[~same][0])} does not lie inside one segment "
+                         "of this split (did the split change after encoding?); encode it again (hwm data encode)")
+
+
+def _encoded_chunk_timelines(split, array, info: dict, json_path, cross_chunks: bool) -> list[Timeline]:
+    """One chunk timeline per shard of latents/tokens that `hwm data encode` wrote with a video tokenizer."""
+    shards, starts = encoded_chunks(info)
+    per_chunk, chunk_frames = int(info["latents_per_chunk"]), int(info["chunk_frames"])
+    if isinstance(split, HWMDataset):  # hwm-v1: the action into frame f is actions[f - 1]
+        sources = [(0, split.segment_idx, split.actions, 0)]
+    else:  # 1X: the action into frame f is states[f]
+        sources = [(shard.index, shard.segment_idx, shard.states, 1) for shard in split.shards]
+    unknown = sorted(set(shards.tolist()) - {index for index, *_ in sources})
+    if unknown:
+        raise ValueError(f"{json_path}: chunks of shards {unknown[:5]} that {split.path} does not have; "
+                         "encode it again (hwm data encode)")
+    timelines = []
+    for index, segment_idx, table, action_offset in sources:
+        rows = np.flatnonzero(shards == index)  # chunk rows of this shard, in order
+        if len(rows) == 0:
+            continue
+        _check_chunks_inside_segments(starts[rows], segment_idx, chunk_frames, action_offset, json_path)
+        timelines.append(_chunk_timeline(
+            starts[rows], info["latent_frames"],
+            lambda c, t, rows=rows: np.asarray(array[rows[c] * per_chunk + t]),
+            segment_idx, table, action_offset, cross_chunks, chunk_frames, index))
+    return timelines
 
 
 def split_timelines(split, source: str, frame_stride: int = 1, cross_chunks: bool = False) -> list[Timeline]:
     """The timelines of an hwm-v1 split or a 1X v2.0 split for one data source."""
-    if isinstance(split, HWMDataset):
-        return [_frame_timeline(split.segment_idx, frame_stride, split.actions, 0, _hwm_reader(split, source))]
     if isinstance(split, onex.OneXTokenizedSplit):
         if source != "tokens":
-            raise ValueError(f"{split.path}: a 1X v2.0 tokenized split has source 'tokens' only, not '{source}'")
+            pre_encoded(split, source)  # raises, saying where latents come from
         if frame_stride != 1:
             raise ValueError(
                 f"{split.path}: frame_stride {frame_stride}; 1X v2.0 tokens have a fixed clock "
                 f"({onex.TEMPORAL_COMPRESSION} frames per latent), use frame_stride=1"
             )
-        return [_onex_chunk_timeline(split, shard, cross_chunks) for shard in split.shards]
-    if isinstance(split, onex.OneXRawSplit):
-        if source != "frames":
-            raise ValueError(f"{split.path}: a 1X v2.0 raw split has source 'frames' only, not '{source}'")
+        return [_onex_token_timeline(split, shard, cross_chunks) for shard in split.shards]
+    if not isinstance(split, (HWMDataset, onex.OneXRawSplit)):
+        raise ValueError(f"unsupported split {split!r}; expected an HWMDataset or a 1X v2.0 split "
+                         "(see models.data.open)")
+    if source == "frames":
+        if isinstance(split, HWMDataset):
+            return [_frame_timeline(split.segment_idx, frame_stride, split.actions, 0,
+                                    lambda items: np.asarray(split.frames[items]))]
         return [
             _frame_timeline(
                 shard.segment_idx, frame_stride, shard.states, 1,
@@ -153,7 +230,20 @@ def split_timelines(split, source: str, frame_stride: int = 1, cross_chunks: boo
             )
             for shard in split.shards
         ]
-    raise ValueError(f"unsupported split {split!r}; expected an HWMDataset or a 1X v2.0 split (see models.data.open)")
+    array, info, _ = pre_encoded(split, source)
+    json_path = split.path / ENCODINGS[source][1]
+    if int(info.get("temporal_compression", 1)) == 1:
+        if not isinstance(split, HWMDataset):
+            raise ValueError(f"{json_path}: per-frame {source} beside a 1X raw split; encode it again "
+                             "(hwm data encode)")
+        return [_frame_timeline(split.segment_idx, frame_stride, split.actions, 0,
+                                lambda items: np.asarray(array[items]))]
+    if frame_stride != 1:
+        raise ValueError(
+            f"{json_path}: frame_stride {frame_stride}; latents of a video tokenizer have a fixed clock "
+            f"({info['temporal_compression']} frames per latent), use frame_stride=1"
+        )
+    return _encoded_chunk_timelines(split, array, info, json_path, cross_chunks)
 
 
 class WindowDataset(Dataset):
@@ -163,10 +253,18 @@ class WindowDataset(Dataset):
     float32, tokens (P|F, h, w) int64, frames (P|F, H, W, 3) uint8), `past_actions` (P, A) and
     `future_actions` (F, A) float32 in dataset units ((P|F, k, A) with action_pooling="none"),
     and ints `segment`, `start` and `shard`. `start` is the raw frame index r_0 of the first
-    window frame (for a multi-frame 1X latent, the last raw frame it covers); frame i of the
-    window sits at r_0 + i * frame_stride on hwm-v1 and 1X raw splits. With action_pooling
-    "none" the k per-frame actions into each latent are kept: (P|F, k, A), k = frame_stride
-    (8 for 1X tokens, whose single-frame first latent repeats its one action).
+    window frame (for a multi-frame chunk latent, the last raw frame it covers); frame i of the
+    window sits at r_0 + i * frame_stride on per-frame sources.
+
+    action_pooling:
+      "mean"    one action per latent, the mean of the actions into the frames it covers;
+      "none"    the k per-frame actions into each latent: (P|F, k, A), k = frame_stride (8 for
+                chunked latents, whose single-frame first latent repeats its one action);
+      "frames"  one action per frame the window covers, flattened: past (N_p, A), future (N_f, A).
+                On chunked latents a window then starts at a chunk's first latent, so the
+                paper's window, P=2 + F=1 latents of a Cosmos 8x chunk (frames 0 | 1-8 | 9-16),
+                has N_p = 9 actions (into frames 0-8) and N_f = 8 (into frames 9-16); on
+                per-frame sources it is "none" flattened (N = P*k, F*k).
     """
 
     def __init__(
@@ -202,6 +300,8 @@ class WindowDataset(Dataset):
             span = (length - 1) * timeline.step
             candidates = np.arange(max(len(timeline.run_id) - span, 0))
             valid = timeline.can_start[candidates] & (timeline.run_id[candidates] == timeline.run_id[candidates + span])
+            if action_pooling == "frames" and timeline.chunk_position is not None:
+                valid &= timeline.chunk_position[candidates] == 0  # every window covers the same frames
             self._starts.append(candidates[valid])
         self._offsets = np.cumsum([0] + [len(s) for s in self._starts])
         if self._offsets[-1] == 0:
@@ -217,11 +317,13 @@ class WindowDataset(Dataset):
             if len(timeline.run_id):
                 _, counts = np.unique(timeline.run_id, return_counts=True)
                 longest = max(longest, int(counts.max()))
-        if isinstance(self.split, onex.OneXTokenizedSplit):
+        chunked = [timeline for timeline in self.timelines if timeline.chunk_position is not None]
+        if chunked:
+            per_chunk = int(chunked[0].chunk_position.max()) + 1
             return (
                 f"the window needs {length} consecutive latents, the longest run has {longest} "
-                f"(a 17-frame chunk holds {onex.LATENTS_PER_CHUNK}; cross_chunks=True joins adjacent chunks "
-                "of one segment)"
+                f"(a {chunked[0].chunk_frames}-frame chunk holds {per_chunk}; cross_chunks=True joins adjacent "
+                "chunks of one segment)"
             )
         need = (length - 1) * self.frame_stride + 1 + self.frame_stride
         return (
@@ -251,20 +353,26 @@ class WindowDataset(Dataset):
         rows = timeline.action_rows(items)  # (P+F, k)
         actions = np.asarray(timeline.action_table[rows.reshape(-1)], dtype=np.float32)
         actions = actions.reshape(*rows.shape, -1)  # (P+F, k, A)
-        if self.action_pooling == "mean":
-            actions = actions.mean(axis=1)  # (P+F, A)
+        p = self.num_past
+        if self.action_pooling == "frames":
+            k = rows.shape[1]
+            own = k if timeline.frames_per_item is None else timeline.frames_per_item(items)
+            own = np.arange(k)[None, :] >= k - np.broadcast_to(own, (len(items),))[:, None]  # (P+F, k)
+            past_actions, future_actions = actions[:p][own[:p]], actions[p:][own[p:]]  # (N_p, A), (N_f, A)
+        else:
+            if self.action_pooling == "mean":
+                actions = actions.mean(axis=1)  # (P+F, A)
+            past_actions, future_actions = actions[:p], actions[p:]
         data = torch.from_numpy(np.ascontiguousarray(data))
         if self.source == "latents":
             data = data.float()
         elif self.source == "tokens":
             data = data.long()
-        actions = torch.from_numpy(np.ascontiguousarray(actions))
-        p = self.num_past
         return {
             f"past_{self.source}": data[:p],
             f"future_{self.source}": data[p:],
-            "past_actions": actions[:p],
-            "future_actions": actions[p:],
+            "past_actions": torch.from_numpy(np.ascontiguousarray(past_actions)),
+            "future_actions": torch.from_numpy(np.ascontiguousarray(future_actions)),
             "segment": int(timeline.segment_of(items[:1])[0]),
             "start": int(timeline.raw_index(items[:1])[0]),
             "shard": int(timeline.shard),
