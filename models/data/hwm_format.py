@@ -291,7 +291,8 @@ class EncodingWriter:
         if self.items_done == 0 or self.item_shape is None:
             raise ValueError(f"{self.kind}: nothing to write (no items)")
         if expected_items is not None and self.items_done != expected_items:
-            raise ValueError(f"{self.split_dir}: {self.items_done} {self.kind} items written, expected {expected_items}")
+            raise ValueError(f"{self.split_dir}: {self.items_done} {self.kind} items written, "
+                             f"expected {expected_items}")
         tmp_tokenizer = None
         try:
             if tokenizer_dir is not None:
