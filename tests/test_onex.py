@@ -168,8 +168,8 @@ def test_raw_layout_frames_and_actions_share_the_clock(raw_root):
     assert isinstance(train, onex.OneXRawSplit) and train.format == "1x-v2.0-raw"
     assert (train.height, train.width) == (32, 32) and len(val) == 23
     windows = WindowDataset(train, num_past=2, num_future=1, source="frames", frame_stride=3, action_pooling="none")
-    # segment [0, 40): starts 3..33; [40, 70): 43..63; shard 1 [0, 45): 3..38
-    assert len(windows) == 31 + 21 + 36
+    # the 3 actions into a start r are states[r-2 : r+1]: segment [0, 40): starts 2..33; [40, 70): 42..63; shard 1: 2..38
+    assert len(windows) == 32 + 22 + 37
     for index in range(0, len(windows), 5):
         item = windows[index]
         frames = np.concatenate([item["past_frames"], item["future_frames"]])
@@ -183,7 +183,7 @@ def test_raw_layout_frames_and_actions_share_the_clock(raw_root):
         np.testing.assert_array_equal(actions[:, :, 0], np.array(raw)[:, None] + np.arange(-2, 1))
         states, segments = written["states"][item["shard"]], written["segment_idx"][item["shard"]]
         np.testing.assert_array_equal(actions[2], states[start + 4 : start + 7])
-        assert (segments[start - 3 : start + 7] == item["segment"]).all()
+        assert (segments[start - 2 : start + 7] == item["segment"]).all()
 
 
 def test_raw_resize_and_mean_pooling(raw_root):
@@ -264,11 +264,6 @@ def onex_window_starts(segment_idx: np.ndarray, length: int, stride: int) -> np.
     return starts[segment_idx[starts] == segment_idx[starts + span]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs models/data/windows.py: _frame_timeline must let a 1X raw window start on a segment's "
-    "first frame at stride 1 (the action into frame r is states[r], inside the segment)",
-)
 def test_raw_windows_at_stride_one_follow_the_onex_rule(raw_root):
     root, written = raw_root
     windows = WindowDataset(root / "train_v2.0_raw", num_past=2, num_future=1, source="frames")

@@ -70,8 +70,12 @@ def _frame_timeline(segment_idx, frame_stride, action_table, action_offset, read
     """
     segment_idx = np.asarray(segment_idx, dtype=np.int64)
     k = frame_stride
-    can_start = np.zeros(len(segment_idx), dtype=bool)
-    can_start[k:] = segment_idx[:-k] == segment_idx[k:]
+    # rows [r-k, r) + action_offset must lie in frame r's segment: the earliest is r - reach
+    reach = k - action_offset
+    can_start = np.ones(len(segment_idx), dtype=bool)
+    if reach > 0:
+        can_start[:reach] = False
+        can_start[reach:] = segment_idx[:-reach] == segment_idx[reach:]
     offsets = np.arange(-k, 0) + action_offset
     return Timeline(
         run_id=segment_idx,
