@@ -229,3 +229,16 @@ def test_bad_input_says_what_to_do(raw_root, cosmos, tmp_path, capsys):
     assert main(["train", "flow", "--data", str(root), "--config", "tiny", "--out", str(tmp_path / "run")]) == 2
     error = capsys.readouterr().err
     assert "val_v2.0_raw/latents.json" in error and "'temporal_compression': 4" in error and "same tokenizer" in error
+
+
+def test_encode_raw_then_train_masked_on_its_dv_tokens(raw_root, cosmos, tmp_path, capsys):
+    root, _ = raw_root
+    out = tmp_path / "masked"
+    train = ["train", "masked", "--data", str(root), "--config", "tiny", "--out", str(out), "train.steps=2",
+             "train.batch_size=2", "train.val_every=2", "model.factorized_head=false", "model.factorized_embedding=false"]
+    assert main(train) == 2 and "raw MP4 variant" in capsys.readouterr().err  # not encoded yet: says what to do
+    assert main(["data", "encode", "--tokenizer", str(cosmos["dv8"]), "--data", str(root), "--image-size", "16",
+                 "--device", "cpu"]) == 0, capsys.readouterr().err
+    assert main(train) == 0, capsys.readouterr().err
+    config = json.loads((out / "final" / "config.json").read_text())
+    assert config["model"]["vocab_size"] == 64000 and list(config["model"]["token_grid"]) == [2, 2]

@@ -86,18 +86,26 @@ def token_source(split) -> dict[str, Any]:
         description = dict(split.tokens_info.get("tokenizer") or {})
         tokenizer_dir = split.encoding_tokenizer_dir("tokens")
         grid = [int(x) for x in split.tokens_info["shape"][1:]]
-    else:  # 1X v2.0 tokenized (Cosmos DV8x8x8); its tokenizer weights are the user's
+    else:
         from models.data import onex
 
-        if isinstance(split, onex.OneXRawSplit) and not getattr(split, "tokenizer", None):
-            raise ValueError(
-                f"{split.path}: this is the 1X v2.0 raw MP4 variant, and Masked-HWM trains on tokens; pass the "
-                "tokenized root (train_v2.0/ + val_v2.0/ of 1x-technologies/worldmodel) or run `hwm data encode` "
-                "on this data first"
-            )
-        description = dict(getattr(split, "tokenizer", None) or {})
-        tokenizer_dir = None
-        grid = list(onex.TOKEN_GRID)
+        if isinstance(split, onex.OneXRawSplit):  # tokens that `hwm data encode` wrote beside 1X's MP4s
+            from models.data.windows import pre_encoded
+
+            try:
+                _, info, tokenizer_dir = pre_encoded(split, "tokens")
+            except ValueError as error:
+                raise ValueError(
+                    f"{split.path}: this is the 1X v2.0 raw MP4 variant, and Masked-HWM trains on tokens; pass the "
+                    "tokenized root (train_v2.0/ + val_v2.0/ of 1x-technologies/worldmodel) or encode this data "
+                    "first: hwm data encode --tokenizer <Cosmos-0.1-Tokenizer-DV8x8x8 folder> --data <raw root>"
+                ) from error
+            description = dict(info.get("tokenizer") or {})
+            grid = [int(x) for x in info["shape"][1:]]
+        else:  # 1X v2.0 tokenized (Cosmos DV8x8x8); its tokenizer weights are the user's
+            description = dict(getattr(split, "tokenizer", None) or {})
+            tokenizer_dir = None
+            grid = list(onex.TOKEN_GRID)
     if "vocab_size" not in description:
         raise ValueError(f"{split.path}: the tokens' description has no vocab_size ({description})")
     levels = _find_key(description, "fsq_levels")
