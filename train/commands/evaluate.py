@@ -2,7 +2,12 @@
 
 Writes `{"horizons", "psnr", "ssim", "sharpness", "copy_last_psnr", "recon_psnr",
 "delta_psnr", "episodes", ...}` as JSON (a stable contract scripts rely on) and prints
-the Markdown table.
+the Markdown table. Checkpoints on temporal (Cosmos) latents are scored in latent time on
+the raw frames each predicted latent covers; a Masked-HWM trained on the 1X tokens carries no
+tokenizer, so `--tokenizer` names the user's Cosmos DV8x8x8 folder:
+
+    hwm eval model --checkpoint runs/masked-paper/final --data worldmodel --horizon 1 \
+        --tokenizer Cosmos-Tokenizer-DV8x8x8 --frames worldmodel_raw_data/val_v2.0_raw --json eval.json
 """
 from __future__ import annotations
 
@@ -34,6 +39,14 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                         help="Masked-HWM: decode the predicted tokens or each token's expected FSQ code "
                              "(mean: higher PSNR, blurrier); default: the checkpoint's model.readout")
     parser.add_argument("--batch-size", type=int, default=16, help="windows per model call (default 16)")
+    parser.add_argument("--tokenizer", default=None,
+                        help="tokenizer folder to encode and decode with (a Cosmos folder with encoder.jit and "
+                             "decoder.jit, or a built-in tokenizer checkpoint); default: the checkpoint's own; "
+                             "required when it carries none (a Masked-HWM trained on 1X Cosmos DV tokens)")
+    parser.add_argument("--frames", default=None,
+                        help="temporal tokenizers: the split with the raw frames to compare with when --data holds "
+                             "only tokens (1X val_v2.0: its val_v2.0_raw MP4 split); default: the data split itself, "
+                             "or a <split>_raw folder beside it")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda[:i]")
     parser.set_defaults(func=run)
 
@@ -48,28 +61,32 @@ def evaluation_split(data: str | os.PathLike) -> Path:
     return find_splits(data)[1]
 
 
-def run(args: argparse.Namespace) -> int:
+def resolve_device(name: str):
+    """torch.device of a --device option: auto = cuda if available, else cpu."""
     import torch
 
-    from models.atomic import atomic_write_text
-    from models.checkpoint import frame_stride, read_config
-    from models.loading import load_world_model_and_tokenizer, nested_tokenizer_dir
-    from train.evaluation import evaluate_world_model, markdown_table
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
-    checkpoint, model, tokenizer = load_world_model_and_tokenizer(args.checkpoint, device=device)
-    config = read_config(checkpoint)
-    tokenizer_dir = nested_tokenizer_dir(checkpoint)
+
+def run(args: argparse.Namespace) -> int:
+    from models.atomic import atomic_write_text
+    from models.checkpoint import frame_stride
+    from train.evaluation import evaluate_world_model, load_for_evaluation, markdown_table
+
+    device = resolve_device(args.device)
+    checkpoint, config, model, tokenizer, tokenizer_dir = load_for_evaluation(args.checkpoint, args.tokenizer, device)
     split_dir = evaluation_split(args.data)
+    data = config.get("data") or {}
     results = evaluate_world_model(
         model, tokenizer, split_dir, args.horizon, episodes=args.episodes, seed=args.seed, steps=args.steps,
         cfg_scale=args.cfg_scale, temperature=args.temperature, readout=args.readout, batch_size=args.batch_size,
-        frame_stride=frame_stride(config, checkpoint),
-        action_pooling=str((config.get("data") or {}).get("action_pooling", "mean")),
-        tokenizer_dir=tokenizer_dir,
+        frame_stride=frame_stride(config, checkpoint), action_pooling=str(data.get("action_pooling", "mean")),
+        tokenizer_dir=tokenizer_dir, frames=args.frames, cross_chunks=bool(data.get("cross_chunks", False)),
     )
-    results = {"checkpoint": str(args.checkpoint), "data": str(split_dir), "device": str(device), **results}
+    results = {"checkpoint": str(args.checkpoint), "data": str(split_dir), "tokenizer": str(tokenizer_dir),
+               "device": str(device), **results}
     out = atomic_write_text(args.json, json.dumps(results, indent=2))
     print(markdown_table(results))
     print(f"wrote {out}")
