@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "hwm_env.sim.commands",
     "train.commands.tokenizer",
     "train.commands.evaluate",
+    "train.commands.onex",
     "train.commands.model_info",
     "train.commands.export",
     "train.commands.flow",
