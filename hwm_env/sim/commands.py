@@ -2,6 +2,9 @@
 
 Each episode is a reset with its own seed followed by `steps` frames; frame t is stored
 with the action commanded at t (which drives t -> t+1) and the state measured at t.
+`object_positions.bin` adds, per frame, the 4 objects' centres in the head camera's frame
+(`HWMSimEnv.object_positions`: x right, y up, z forward, metres; names in the metadata's
+`object_position_names`), what the frame shows of the objects, for the state probe.
 Episodes are split into `train/` and `val/` (the last ones go to val), and the whole
 data set folder appears atomically: a crash leaves nothing behind.
 """
@@ -94,7 +97,7 @@ def generate_dataset(
     import numpy as np
     from tqdm import tqdm
 
-    from hwm_env.sim.env import HWMSimEnv
+    from hwm_env.sim.env import OBJECT_POSITION_NAMES, HWMSimEnv
     from hwm_env.sim.exploration import ExplorationPolicy
     from models.checkpoint import atomic_directory_write
     from models.data.hwm_format import HWMWriter
@@ -111,6 +114,7 @@ def generate_dataset(
     frames = np.empty((steps, resolution, resolution, 3), np.uint8)
     actions = np.empty((steps, layout.ACTION_DIM), np.float32)
     states = np.empty((steps, layout.STATE_DIM), np.float32)
+    object_positions = np.empty((steps, len(OBJECT_POSITION_NAMES)), np.float32)
     splits = {"train": range(episodes - num_val), "val": range(episodes - num_val, episodes)}
     counts = {}
     started = time.perf_counter()
@@ -138,6 +142,7 @@ def generate_dataset(
                                       "episode_range": [episode_ids.start, episode_ids.stop],
                                       "steps": steps, "control_hz": control_hz, "policy": "ExplorationPolicy"},
                     },
+                    object_position_names=OBJECT_POSITION_NAMES,
                 )
                 with writer:
                     for episode in episode_ids:
@@ -147,8 +152,9 @@ def generate_dataset(
                         for t in range(steps):
                             action = policy.act()
                             frames[t], actions[t], states[t] = observation, action, info["state"]
+                            object_positions[t] = info["object_positions"]
                             observation, _, _, _, info = env.step(action)
-                        writer.add_episode(frames, actions, states)
+                        writer.add_episode(frames, actions, states, object_positions=object_positions)
                         bar.update(steps)
                 counts[split] = writer.num_frames
     finally:

@@ -25,6 +25,8 @@ OBJECT_NAMES = ("red_box", "green_ball", "blue_cylinder", "yellow_block")
 TABLE_GEOM = "table_top"
 BASE_JOINTS = ("base_x", "base_y", "base_yaw")
 FINGER_JOINTS = (("left_finger_a", "left_finger_b"), ("right_finger_a", "right_finger_b"))
+# (x, y, z) per object in the head camera's frame, as `object_positions()` returns them flattened
+OBJECT_POSITION_NAMES = tuple(f"{name.upper()}_{axis}" for name in OBJECT_NAMES for axis in "XYZ")
 PHYSICS_TIMESTEP = 0.005  # s; the real step is adjusted so that control_hz * substeps is exact
 
 
@@ -90,6 +92,7 @@ class HWMSimEnv(gym.Env):
     | `state` | (25,) float32 | measured state in the action order: joint angles (rad), hand closures (0-1), base forward speed (m/s), yaw rate (rad/s) |
     | `object_poses` | (4, 7) float32 | world position + quaternion (w, x, y, z) of `OBJECT_NAMES` |
     | `base_pose` | (3,) float32 | base x, y (m) and yaw (rad) in the room |
+    | `object_positions` | (12,) float32 | centre of each of `OBJECT_NAMES` in the head camera's frame (m), x right, y up, z forward: `OBJECT_POSITION_NAMES` |
 
     ## Rewards and episode end
     Reward is always 0.0: the simulator is task-free (goal costs live in the planners).
@@ -158,6 +161,7 @@ class HWMSimEnv(gym.Env):
         self._base_qvel = np.array([m.jnt_dofadr[m.joint(n).id] for n in BASE_JOINTS])
         self._base_actuators = np.array([m.actuator(n).id for n in BASE_JOINTS])
         self._object_qpos = np.array([m.jnt_qposadr[m.joint(n).id] for n in OBJECT_NAMES])
+        self._object_bodies = np.array([m.body(n).id for n in OBJECT_NAMES])
         table = m.geom(TABLE_GEOM)
         table_center = m.body_pos[m.geom_bodyid[table.id]] + m.geom_pos[table.id]
         self._table_half_extent = m.geom_size[table.id][:2].copy()
@@ -230,6 +234,20 @@ class HWMSimEnv(gym.Env):
     def object_poses(self) -> np.ndarray:
         """(num_objects, 7) float32: position and quaternion (w, x, y, z) of each free object."""
         return np.stack([self.data.qpos[adr : adr + 7] for adr in self._object_qpos]).astype(np.float32)
+
+    def object_positions(self) -> np.ndarray:
+        """(12,) float32: each object's centre in the head camera's frame (m), `OBJECT_POSITION_NAMES` order.
+
+        Axes: x right, y up, z forward (along the view; positive in front of the camera), i.e.
+        MuJoCo's camera frame with z negated (MuJoCo's camera looks along its -z). Computed from
+        `data.cam_xpos` / `cam_xmat` and the bodies' `xpos`, the kinematics the renderer draws,
+        so they describe the frame `render_frame()` shows.
+        """
+        rotation = self.data.cam_xmat[self._camera_id].reshape(3, 3)  # columns: camera axes in the world
+        offsets = self.data.xpos[self._object_bodies] - self.data.cam_xpos[self._camera_id]  # (4, 3) world
+        in_camera = offsets @ rotation  # (4, 3): MuJoCo camera frame (x right, y up, -z forward)
+        in_camera[:, 2] *= -1.0
+        return in_camera.reshape(-1).astype(np.float32)
 
     # ------------------------------------------------------------------ snapshots
     def get_state(self) -> SimState:
@@ -340,7 +358,8 @@ class HWMSimEnv(gym.Env):
         return np.clip(action, -1.0, 1.0)  # documented: out-of-range actions are clipped
 
     def _info(self) -> dict:
-        return {"state": self.joint_state(), "object_poses": self.object_poses(), "base_pose": self.base_pose()}
+        return {"state": self.joint_state(), "object_poses": self.object_poses(), "base_pose": self.base_pose(),
+                "object_positions": self.object_positions()}
 
     def render_frame(self) -> np.ndarray:
         """The head-camera image of the current state (also after `set_state`), whatever render_mode."""

@@ -12,6 +12,8 @@ only when every file is complete; the reader checks each file's size against the
 | `actions.bin`     | float32 | (N, A)       |
 | `states.bin`      | float32 | (N, S)       |  (optional)
 | `segment_idx.bin` | int32   | (N,)         |  non-decreasing episode id
+| `object_positions.bin` | float32 | (N, P)  |  (optional) what the frame shows of the objects, named by
+|                   |         |              |  metadata `object_position_names` (simulator: camera-frame x, y, z per object)
 
 Pre-encoded latents (`latents.bin` float16 (N', C, h, w)) or tokens (`tokens.bin` int32
 (N', h, w)) sit beside a split (hwm-v1 or 1X v2.0 raw) with a JSON describing them and a
@@ -41,6 +43,7 @@ FRAMES_FILE = "frames.bin"
 ACTIONS_FILE = "actions.bin"
 STATES_FILE = "states.bin"
 SEGMENTS_FILE = "segment_idx.bin"
+OBJECT_POSITIONS_FILE = "object_positions.bin"
 REQUIRED_KEYS = ("format", "num_frames", "height", "width", "fps", "action_dim", "action_names", "state_dim", "source")
 
 # kind -> (array file, JSON file, tokenizer folder, on-disk dtype, dims per item)
@@ -72,6 +75,9 @@ class HWMWriter:
     with HWMWriter(out_dir, 64, 64, action_dim=25, fps=30, action_names=names) as writer:
         writer.add_episode(frames, actions, states)   # (T,H,W,3) uint8, (T,A), (T,S) | None
 
+    `object_position_names` (P names) adds the optional `object_positions.bin`: then every
+    `add_episode` takes `object_positions` (T, P) too.
+
     Each episode gets the next segment id; `continues=True` appends to the previous episode
     instead, so a long episode can be streamed in pieces. On an exception inside the block the temp folder
     is deleted and `out_dir` is left as it was; on success an existing `out_dir` is replaced.
@@ -89,6 +95,7 @@ class HWMWriter:
         source: str = "unknown",
         binary_action_dims: Sequence[int] = (),
         extra_metadata: dict[str, Any] | None = None,
+        object_position_names: Sequence[str] | None = None,
     ):
         self.out_dir = Path(out_dir)
         self.height, self.width, self.action_dim = int(height), int(width), int(action_dim)
@@ -98,6 +105,11 @@ class HWMWriter:
         self.source = str(source)
         self.binary_action_dims = sorted(int(d) for d in binary_action_dims)
         self.extra_metadata = dict(extra_metadata or {})
+        self.object_position_names = (
+            None if object_position_names is None else [str(name) for name in object_position_names]
+        )
+        if self.object_position_names is not None and not self.object_position_names:
+            raise ValueError(f"HWMWriter({self.out_dir}): object_position_names is empty; pass None for no positions")
         if min(self.height, self.width, self.action_dim) <= 0 or self.fps <= 0:
             raise ValueError(
                 f"HWMWriter({self.out_dir}): height, width, action_dim and fps must be positive, got "
@@ -121,11 +133,13 @@ class HWMWriter:
         self._tmp_dir = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.tmp-", dir=self.out_dir.parent))
         os.chmod(self._tmp_dir, 0o755)  # mkdtemp makes it private; a data set is meant to be shared
         names = [FRAMES_FILE, ACTIONS_FILE, SEGMENTS_FILE] + ([STATES_FILE] if self.state_dim is not None else [])
+        names += [OBJECT_POSITIONS_FILE] if self.object_position_names is not None else []
         self._files = {name: open(self._tmp_dir / name, "wb") for name in names}
         return self
 
-    def add_episode(self, frames, actions, states=None, continues: bool = False) -> None:
-        """Append one episode: frames (T,H,W,3) uint8, actions (T,A) float, states (T,S) float or None.
+    def add_episode(self, frames, actions, states=None, continues: bool = False, object_positions=None) -> None:
+        """Append one episode: frames (T,H,W,3) uint8, actions (T,A) float, states (T,S) float or None,
+        object_positions (T,P) float (only and always when the writer has object_position_names).
 
         continues: these frames extend the previous episode (same segment id).
         """
@@ -149,16 +163,28 @@ class HWMWriter:
             if states is None:
                 raise ValueError(f"states: missing; the writer was created with state_dim={self.state_dim}")
             states = _check_float_array("states", states, num_steps, self.state_dim)
+        if self.object_position_names is None:
+            if object_positions is not None:
+                raise ValueError("object_positions: given, but the writer was created without object_position_names")
+        else:
+            if object_positions is None:
+                raise ValueError(f"object_positions: missing; the writer was created with "
+                                 f"{len(self.object_position_names)} object_position_names")
+            object_positions = _check_float_array("object_positions", object_positions, num_steps,
+                                                  len(self.object_position_names))
         self._files[FRAMES_FILE].write(np.ascontiguousarray(frames).tobytes())
         self._files[ACTIONS_FILE].write(actions.astype("<f4", copy=False).tobytes())
         if states is not None:
             self._files[STATES_FILE].write(states.astype("<f4", copy=False).tobytes())
+        if object_positions is not None:
+            self._files[OBJECT_POSITIONS_FILE].write(object_positions.astype("<f4", copy=False).tobytes())
         episode = self.num_episodes - 1 if continues else self.num_episodes
         self._files[SEGMENTS_FILE].write(np.full(num_steps, episode, dtype="<i4").tobytes())
         self.num_frames += num_steps
         self.num_episodes = episode + 1
 
     def metadata(self) -> dict[str, Any]:
+        optional = {} if self.object_position_names is None else {"object_position_names": self.object_position_names}
         return {
             **self.extra_metadata,
             "format": FORMAT,
@@ -172,6 +198,7 @@ class HWMWriter:
             "binary_action_dims": self.binary_action_dims,
             "state_dim": self.state_dim,
             "source": self.source,
+            **optional,
         }
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -542,7 +569,7 @@ class HWMDataset:
     """Memory-mapped reader of one `hwm-v1` split folder.
 
     Attributes: `frames` (N,H,W,3) uint8, `actions` (N,A) float32, `states` (N,S) float32 or
-    None, `segment_idx` (N,) int32, `metadata` (dict), `latents` (N',C,h,w) float16 or None,
+    None, `object_positions` (N,P) float32 or None (named by `object_position_names`), `segment_idx` (N,) int32, `metadata` (dict), `latents` (N',C,h,w) float16 or None,
     `tokens` (N',h,w) int32 or None, with `latents_info` / `tokens_info` (their JSON).
     """
 
@@ -577,6 +604,12 @@ class HWMDataset:
         self.states = (
             None if s is None else memmap_checked(self.path / STATES_FILE, "<f4", (n, s), "states float32 (N,S)")
         )
+        position_names = self.metadata.get("object_position_names")
+        if position_names is not None and (not isinstance(position_names, list) or not position_names
+                                           or not all(isinstance(name, str) for name in position_names)):
+            raise ValueError(f"{metadata_path}: object_position_names {position_names!r}, expected a list of names")
+        self.object_positions = None if position_names is None else memmap_checked(
+            self.path / OBJECT_POSITIONS_FILE, "<f4", (n, len(position_names)), "object_positions float32 (N,P)")
         self.segment_idx = memmap_checked(self.path / SEGMENTS_FILE, "<i4", (n,), "segment_idx int32 (N,)")
         check_segment_idx(self.segment_idx, self.path / SEGMENTS_FILE)
         check_finite_rows(self.actions, self.path / ACTIONS_FILE, "actions")
@@ -606,6 +639,11 @@ class HWMDataset:
     @property
     def action_names(self) -> list[str]:
         return list(self.metadata["action_names"])
+
+    @property
+    def object_position_names(self) -> list[str] | None:
+        names = self.metadata.get("object_position_names")
+        return None if names is None else list(names)
 
     @property
     def binary_action_dims(self) -> list[int]:
