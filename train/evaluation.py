@@ -11,6 +11,17 @@ h = 1..H (PSNR, SSIM, sharpness ratio). Next to them, on the same windows:
   (the batch of windows rolled by one), Genie's controllability measure (must be > 0).
   Both rollouts use the same random seed, so the difference measures the actions only.
 
+With a **state probe** (`models.probe`, a CNN that reads the robot's state and the objects'
+positions off a frame) the same windows are also scored on what the frames show: per horizon
+the probe's error on the predicted frames against the state recorded at that frame, in
+z-units (|prediction - truth| / the probe's target_std, averaged over targets and per group:
+joints, objects), beside copy-last (the probe on the last context frame), the data mean (the
+probe's target_mean, no frame at all) and the true frames (the probe on the real frame: its
+ceiling); and the Fréchet distance between the probe features of the predicted frames at h
+and those of the real frames at h (is the frame still in distribution; over the windows, so
+a noisy estimate for few windows: copy-last's FD shows that floor). PSNR stops telling a
+collapsed frame from a good one after a second; these keep measuring up to 64 frames.
+
 **Temporal tokenizers** (Cosmos CV/DV 8x: a chunk of 1 + 8k frames becomes 1 + k latents, the
 first for the chunk's first frame alone) run the same protocol in latent time, for both
 families through one path (`evaluate_latent_windows`). The windows are the split's
@@ -233,6 +244,7 @@ def evaluate_world_model(
     temperature: float | None = None,
     readout: str | None = None,
     batch_size: int = 16,
+    probe=None,
     frame_stride: int = 1,
     action_pooling: str = "mean",
     tokenizer_dir: str | os.PathLike | None = None,
@@ -254,6 +266,8 @@ def evaluate_world_model(
     folder beside a 1X token split), see the module docstring. `readout` ("tokens" or "mean")
     is Masked-HWM's (see `MaskedHWM.predict`); None means the checkpoint's `model.readout`.
     `cross_chunks` (1X tokens) lets windows span adjacent chunks, as the model was trained.
+    `probe` (a `models.probe.StateProbe`, per-frame tokenizers) adds the long-horizon scores of
+    the module docstring (`ProbeScores.results`).
     """
     from tqdm.auto import tqdm
 
@@ -265,6 +279,9 @@ def evaluate_world_model(
     if tokenizer.temporal_compression != 1:
         windows = latent_windows(split, tokenizer, int(model.num_past), horizon, frame_stride=frame_stride,
                                  action_pooling=action_pooling, cross_chunks=cross_chunks)
+        if probe is not None:
+            raise ValueError("probe scores are for per-frame tokenizers; this tokenizer compresses time "
+                             f"(temporal_compression {tokenizer.temporal_compression})")
         return evaluate_latent_windows(
             model, tokenizer, windows, open_raw_frames(split, tokenizer.image_size, frames), horizon,
             episodes=episodes, seed=seed, steps=steps, cfg_scale=cfg_scale, temperature=temperature,
@@ -273,6 +290,11 @@ def evaluate_world_model(
         raise ValueError("frames applies to temporal tokenizers only; a per-frame tokenizer encodes the split's "
                          "own frames")
     num_past = int(model.num_past)
+    longest = longest_horizon(split, num_past, frame_stride=frame_stride, action_pooling=action_pooling)
+    if horizon > longest:
+        raise ValueError(f"{split.path}: horizon {horizon} is longer than its episodes allow (no window of "
+                         f"{num_past} past + {horizon} future frames at frame stride {frame_stride} fits in one): "
+                         f"the longest possible horizon is {max(longest, 0)}")
     windows = WindowDataset(split, num_past=num_past, num_future=horizon, source="frames",
                             frame_stride=frame_stride, action_pooling=action_pooling)
     sample = windows[0]
@@ -281,6 +303,7 @@ def evaluate_world_model(
         raise ValueError(f"{split.path}: frames are {frame_size[0]}x{frame_size[1]}, the tokenizer takes "
                          f"{tokenizer.image_size[0]}x{tokenizer.image_size[1]}")
     _check_action_dim(model, sample, split)
+    targets = ProbeTargets(split, probe, frame_size) if probe is not None else None
     chosen = select_windows(windows, episodes, seed)
     count = len(chosen)
     pre_encoded = pre_encoded_context(split, tokenizer, tokenizer_dir)
@@ -288,6 +311,7 @@ def evaluate_world_model(
     future_actions, other_actions, window_list = _window_actions(windows, chosen, ("segment", "start"))
 
     scores = HorizonScores(horizon)
+    probe_scores = ProbeScores(probe, targets.groups, horizon) if probe is not None else None
     options = _sampling_options(steps, cfg_scale, temperature, readout)
     began = time.perf_counter()
     for first in tqdm(range(0, count, batch_size), desc="eval", unit="batch", disable=not progress):
@@ -316,8 +340,15 @@ def evaluate_world_model(
                 for frames in (predicted, predicted_other, reconstructed, last, truth)]
         window_scores = score_frames(*flat, torch.arange(size * horizon), size * horizon)
         scores.add({key: value.view(size, horizon) for key, value in window_scores.items()})
+        if probe_scores is not None:
+            # the state recorded at each future frame: raw frame start + stride * (P + h - 1)
+            rows = np.array([[item["start"] + frame_stride * (num_past + h) for h in range(horizon)]
+                             for item in items])  # (b, horizon)
+            probe_scores.add(predicted, past_frames[:, -1], truth, targets.read(rows))
 
     results = scores.results()
+    if probe_scores is not None:
+        results.update(probe_scores.results())
     results.update(episodes=count, seed=seed, num_past=num_past, frame_stride=frame_stride,
                    steps=steps, cfg_scale=cfg_scale, temperature=temperature, readout=readout,
                    context_source="pre-encoded" if pre_encoded is not None else "tokenizer",
@@ -329,6 +360,153 @@ def _check_action_dim(model, sample: dict, split) -> None:
     if sample["past_actions"].shape[-1] != model.action_dim:
         raise ValueError(f"{split.path}: actions have {sample['past_actions'].shape[-1]} dims, "
                          f"the model takes action_dim={model.action_dim}")
+
+
+def longest_horizon(split, num_past: int, *, source: str = "frames", frame_stride: int = 1,
+                    action_pooling: str = "mean", cross_chunks: bool = False) -> int:
+    """The longest horizon a window of `num_past` context items fits into anywhere in `split`
+    (the longest run of items a window can start in, less the context; < 1: none fits)."""
+    from models.data.windows import split_timelines
+
+    longest = 0
+    for timeline in split_timelines(split, source, frame_stride, cross_chunks):
+        starts = np.flatnonzero(timeline.can_start)
+        if action_pooling == "frames" and timeline.chunk_position is not None:
+            starts = starts[timeline.chunk_position[starts] == 0]  # as WindowDataset: windows open a chunk
+        if len(starts) == 0:
+            continue
+        run_id = np.asarray(timeline.run_id)
+        last = np.searchsorted(run_id, run_id[starts], side="right") - 1  # the last item of each start's run
+        longest = max(longest, int(((last - starts) // timeline.step + 1).max()))
+    return longest - int(num_past)
+
+
+# --- the state probe: long-horizon scores ---------------------------------------------------
+
+PROBE_BASELINES = ("model", "copy_last", "mean", "true")
+# results key of each baseline's probe error (z-units); the groups' errors nest under these names
+PROBE_ERROR_KEYS = {"model": "probe_error", "copy_last": "copy_last_probe_error", "mean": "mean_probe_error",
+                    "true": "true_probe_error"}
+
+
+def frechet_distance(features_a, features_b) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (n, F) and (m, F):
+    |mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a S_b)^1/2).
+
+    tr((S_a S_b)^1/2) is computed as the sum of the square roots of the eigenvalues of the
+    symmetric PSD matrix S_a^1/2 S_b S_a^1/2 (similar to S_a S_b), float64, so no scipy; a set of
+    one sample has zero covariance. Rounding can leave -1e-12 for identical sets: clamped at 0.
+    """
+    a = np.asarray(features_a, dtype=np.float64)
+    b = np.asarray(features_b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature sets must be (n, F) and (m, F), got {a.shape} and {b.shape}")
+
+    def covariance(x: np.ndarray) -> np.ndarray:
+        return np.cov(x, rowvar=False).reshape(x.shape[1], x.shape[1]) if len(x) > 1 else np.zeros((x.shape[1],) * 2)
+
+    def nonnegative(values: np.ndarray) -> np.ndarray:
+        # eigenvalues below rounding noise are zeros of a singular covariance (fewer samples than
+        # features); left in, their square roots (~1e-7) would swamp a distance of 1e-12
+        return np.where(values > values.max(initial=0) * len(values) * np.finfo(np.float64).eps, values, 0)
+
+    cov_a, cov_b = covariance(a), covariance(b)
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(nonnegative(values))) @ vectors.T  # S_a^1/2
+    middle = root_a @ cov_b @ root_a
+    trace_root = np.sqrt(nonnegative(np.linalg.eigvalsh((middle + middle.T) / 2))).sum()
+    shift = a.mean(0) - b.mean(0)
+    return max(float(shift @ shift + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root), 0.0)
+
+
+class ProbeTargets:
+    """The probe's targets as `split` records them: states.bin, then object_positions.bin where the
+    probe predicts positions; checks that the probe reads this data set's frames and names."""
+
+    def __init__(self, split, probe, frame_size: tuple[int, int]):
+        where = getattr(split, "path", split)
+        if tuple(int(x) for x in probe.image_size) != tuple(frame_size):
+            raise ValueError(f"{where}: frames are {frame_size[0]}x{frame_size[1]}, the probe takes "
+                             f"{probe.image_size[0]}x{probe.image_size[1]} (its image_size); train a probe on "
+                             "frames of this data set (hwm train probe)")
+        states = getattr(split, "states", None)
+        if states is None:
+            raise ValueError(f"{where}: no states.bin; the probe scores frames against the recorded state, so the "
+                             "split must have one (an hwm-v1 split with states)")
+        names = [str(name) for name in probe.target_names]
+        num_states = int(states.shape[1])
+        recorded = (getattr(split, "metadata", None) or {}).get("state_names")
+        if len(names) < num_states or (recorded is not None and names[:num_states] != list(recorded)):
+            raise ValueError(f"{where}: metadata state_names {recorded if recorded is not None else num_states} do "
+                             f"not open the probe's target_names {names}; the probe was trained on another state "
+                             "layout")
+        self.arrays = [states]
+        self.groups = {"joints": np.arange(num_states)}
+        if len(names) > num_states:
+            positions = getattr(split, "object_positions", None)
+            position_names = getattr(split, "object_position_names", None)
+            if positions is None or names[num_states:] != list(position_names or []):
+                raise ValueError(f"{where}: the probe also predicts {names[num_states:]}, the split's "
+                                 f"object_position_names are {position_names} (object_positions.bin); score it on a "
+                                 "data set that records the same objects")
+            self.arrays.append(positions)
+            self.groups["objects"] = np.arange(num_states, len(names))
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """rows (...) raw frame indices -> float64 (..., D) targets."""
+        flat = np.asarray(rows, dtype=np.int64).reshape(-1)
+        values = np.concatenate([np.asarray(array[flat], dtype=np.float64) for array in self.arrays], axis=1)
+        return values.reshape(*np.shape(rows), -1)
+
+
+class ProbeScores:
+    """The probe's per-horizon scores over the windows (module docstring)."""
+
+    def __init__(self, probe, groups: dict[str, np.ndarray], horizon: int):
+        self.probe, self.groups, self.horizon = probe, groups, horizon
+        self.mean = np.asarray(probe.target_mean, dtype=np.float64)
+        self.std = np.asarray(probe.target_std, dtype=np.float64)
+        # (baseline, group) -> (horizon,) sum over windows of the mean z-error over the group's targets
+        self.sums = {(name, group): np.zeros(horizon) for name in PROBE_BASELINES for group in ("all", *groups)}
+        self.features: dict[str, list[np.ndarray]] = {"model": [], "copy_last": [], "true": []}
+        self.count = 0
+
+    def _predict(self, frames: torch.Tensor) -> np.ndarray:
+        return np.asarray(self.probe.predict(frames.numpy()), dtype=np.float64)
+
+    def _features(self, frames: torch.Tensor) -> np.ndarray:
+        return self.probe.features(frames.numpy()).detach().double().cpu().numpy()
+
+    def add(self, predicted: torch.Tensor, last: torch.Tensor, truth: torch.Tensor, targets: np.ndarray) -> None:
+        """predicted, truth: uint8 (b, horizon, H, W, 3); last: uint8 (b, H, W, 3), the last context
+        frames; targets: (b, horizon, D) the recorded targets at the future frames."""
+        size, horizon = truth.shape[:2]
+        frames = {"model": predicted.reshape(-1, *truth.shape[2:]), "true": truth.reshape(-1, *truth.shape[2:])}
+        estimates = {name: self._predict(value).reshape(size, horizon, -1) for name, value in frames.items()}
+        estimates["copy_last"] = np.repeat(self._predict(last)[:, None], horizon, axis=1)
+        estimates["mean"] = np.broadcast_to(self.mean, targets.shape)
+        for name, estimate in estimates.items():
+            errors = np.abs(estimate - targets) / self.std  # (b, horizon, D) z-units
+            self.sums[name, "all"] += errors.mean(2).sum(0)
+            for group, columns in self.groups.items():
+                self.sums[name, group] += errors[..., columns].mean(2).sum(0)
+        for name, value in frames.items():
+            self.features[name].append(self._features(value).reshape(size, horizon, -1))
+        self.features["copy_last"].append(self._features(last))  # (b, F): the same frame at every horizon
+        self.count += size
+
+    def results(self) -> dict[str, Any]:
+        errors = {key: (value / self.count).tolist() for key, value in self.sums.items()}
+        features = {name: np.concatenate(parts) for name, parts in self.features.items()}
+        results: dict[str, Any] = {PROBE_ERROR_KEYS[name]: errors[name, "all"] for name in PROBE_BASELINES}
+        results["probe_error_by_group"] = {group: {name: errors[name, group] for name in PROBE_BASELINES}
+                                           for group in self.groups}
+        results["probe_fd"] = [frechet_distance(features["model"][:, h], features["true"][:, h])
+                               for h in range(self.horizon)]
+        results["copy_last_probe_fd"] = [frechet_distance(features["copy_last"], features["true"][:, h])
+                                         for h in range(self.horizon)]
+        results["probe_targets"] = [str(name) for name in self.probe.target_names]
+        return results
 
 
 # --- temporal tokenizers: latents on causal chunks ------------------------------------------
@@ -716,4 +894,12 @@ def markdown_table(results: dict[str, Any]) -> str:
                   f"({results['frames_per_horizon']} frames per horizon in all).")
     columns = ["h", "PSNR", "SSIM", "sharpness", "copy-last PSNR", "copy-last SSIM", "recon PSNR", "recon SSIM",
                "delta-PSNR"]
+    if "probe_error" in results:
+        for i, row in enumerate(rows):
+            row += [_cell(results[PROBE_ERROR_KEYS[name]][i], 3) for name in PROBE_BASELINES]
+            row.append(_cell(results["probe_fd"][i], 2))
+        columns += ["probe err", "copy-last err", "mean err", "true-frame err", "probe FD"]
+        intro += (" Probe error: mean |probe - recorded state| in z-units (target_std) on the predicted frames, "
+                  "copy-last, the data mean and the true frames (the ceiling); FD: Fréchet distance of the probe "
+                  "features of predicted vs real frames.")
     return tables.markdown_table(columns, rows, intro=intro) + "\n"

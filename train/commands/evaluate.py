@@ -2,7 +2,14 @@
 
 Writes `{"horizons", "psnr", "ssim", "sharpness", "copy_last_psnr", "recon_psnr",
 "delta_psnr", "episodes", ...}` as JSON (a stable contract scripts rely on) and prints
-the Markdown table. Checkpoints on temporal (Cosmos) latents are scored in latent time on
+the Markdown table. `--probe` (a state probe: shipped name or folder) adds the long-horizon
+scores per horizon: `probe_error`, `copy_last_probe_error`, `mean_probe_error`,
+`true_probe_error` (z-units), `probe_error_by_group` ({joints, objects: {model, copy_last,
+mean, true}}), `probe_fd`, `copy_last_probe_fd`, and `probe`, `probe_targets`:
+
+    hwm eval model --checkpoint flow-default --data data/sim-eval --horizon 64 --probe probe-default \
+        --json flow.json
+ Checkpoints on temporal (Cosmos) latents are scored in latent time on
 the raw frames each predicted latent covers; a Masked-HWM trained on the 1X tokens carries no
 tokenizer, so `--tokenizer` names the user's Cosmos DV8x8x8 folder:
 
@@ -27,7 +34,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                         help="world-model checkpoint folder or shipped name (flow-default, masked-default)")
     parser.add_argument("--data", required=True,
                         help="data set root (its val/ split is used) or one split folder")
-    parser.add_argument("--horizon", type=int, required=True, help="latent frames to roll out (H)")
+    parser.add_argument("--horizon", type=int, required=True,
+                        help="latent frames to roll out (H); at most what the held-out episodes allow")
     parser.add_argument("--json", required=True, help="where to write the results JSON")
     parser.add_argument("--episodes", type=int, default=32, help="windows, one per episode (default 32)")
     parser.add_argument("--seed", type=int, default=0, help="chooses episodes, windows and sampling noise")
@@ -47,6 +55,10 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                         help="temporal tokenizers: the split with the raw frames to compare with when --data holds "
                              "only tokens (1X val_v2.0: its val_v2.0_raw MP4 split); default: the data split itself, "
                              "or a <split>_raw folder beside it")
+    parser.add_argument("--probe", default=None,
+                        help="state probe (shipped name such as probe-default, or folder): also score what the "
+                             "frames show, per horizon, vs copy-last, the data mean and the true frames, and the "
+                             "Fréchet distance of its features (per-frame tokenizers)")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda[:i]")
     parser.set_defaults(func=run)
 
@@ -78,15 +90,20 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     checkpoint, config, model, tokenizer, tokenizer_dir = load_for_evaluation(args.checkpoint, args.tokenizer, device)
     split_dir = evaluation_split(args.data)
+    probe = None
+    if args.probe is not None:
+        from models.probe import load_probe
+
+        probe = load_probe(args.probe, device=str(device))
     data = config.get("data") or {}
     results = evaluate_world_model(
         model, tokenizer, split_dir, args.horizon, episodes=args.episodes, seed=args.seed, steps=args.steps,
         cfg_scale=args.cfg_scale, temperature=args.temperature, readout=args.readout, batch_size=args.batch_size,
-        frame_stride=frame_stride(config, checkpoint), action_pooling=str(data.get("action_pooling", "mean")),
+        probe=probe, frame_stride=frame_stride(config, checkpoint), action_pooling=str(data.get("action_pooling", "mean")),
         tokenizer_dir=tokenizer_dir, frames=args.frames, cross_chunks=bool(data.get("cross_chunks", False)),
     )
     results = {"checkpoint": str(args.checkpoint), "data": str(split_dir), "tokenizer": str(tokenizer_dir),
-               "device": str(device), **results}
+               "device": str(device), **({"probe": str(args.probe)} if probe is not None else {}), **results}
     out = atomic_write_text(args.json, json.dumps(results, indent=2))
     print(markdown_table(results))
     print(f"wrote {out}")
