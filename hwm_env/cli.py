@@ -37,6 +37,7 @@ COMMAND_MODULES = [
     "train.commands.flow",
     "train.commands.masked",
     "train.commands.readout",
+    "train.commands.probe",
     "train.commands.demo",
     "planners.commands",
     "train.commands.policy",

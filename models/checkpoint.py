@@ -21,7 +21,7 @@ from models.atomic import atomic_directory_write  # noqa: F401  (re-exported: th
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-SHIPPED_CHECKPOINTS = ("tokenizer-continuous", "tokenizer-fsq", "flow-default", "masked-default")
+SHIPPED_CHECKPOINTS = ("tokenizer-continuous", "tokenizer-fsq", "flow-default", "masked-default", "probe-default")
 
 # Options removed because they measured no gain, per family: `model.<key>` -> the value that
 # behaves as this release does. A config.json that holds that value still loads (the key is
