@@ -435,11 +435,13 @@ class ProbeTargets:
                              "split must have one (an hwm-v1 split with states)")
         names = [str(name) for name in probe.target_names]
         num_states = int(states.shape[1])
+        # the state's names: metadata state_names, else the action names (state and action share an order)
         recorded = (getattr(split, "metadata", None) or {}).get("state_names")
+        if recorded is None and len(getattr(split, "action_names", [])) == num_states:
+            recorded = split.action_names
         if len(names) < num_states or (recorded is not None and names[:num_states] != list(recorded)):
-            raise ValueError(f"{where}: metadata state_names {recorded if recorded is not None else num_states} do "
-                             f"not open the probe's target_names {names}; the probe was trained on another state "
-                             "layout")
+            raise ValueError(f"{where}: the state_names {recorded if recorded is not None else num_states} do not "
+                             f"open the probe's target_names {names}; the probe was trained on another state layout")
         self.arrays = [states]
         self.groups = {"joints": np.arange(num_states)}
         if len(names) > num_states:
