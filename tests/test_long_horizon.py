@@ -188,11 +188,9 @@ def sim_data(tmp_path_factory):
     return root
 
 
-def test_cli_eval_model_with_a_probe(sim_data, tmp_path, monkeypatch, capsys):
-    from env_fixtures import build_flow_checkpoint
-    from hwm_env.cli import main
-
-    checkpoint = build_flow_checkpoint(tmp_path / "flow")
+@pytest.fixture
+def shipped_probes(sim_data, monkeypatch):
+    """`models.probe.load_probe` answering two stand-in names: one fits the sim data, one is 32 px."""
     train, val = HWMDataset(sim_data / "train"), HWMDataset(sim_data / "val")
     names = list(val.metadata["state_names"]) + val.object_position_names
     targets = np.concatenate([train.states, train.object_positions], 1)
@@ -205,6 +203,21 @@ def test_cli_eval_model_with_a_probe(sim_data, tmp_path, monkeypatch, capsys):
         return probes[name_or_path]
 
     monkeypatch.setitem(sys.modules, "models.probe", types.SimpleNamespace(load_probe=load_probe))
+    return names, loaded
+
+
+@pytest.fixture(scope="module")
+def flow_checkpoint(tmp_path_factory):
+    from env_fixtures import build_flow_checkpoint
+
+    return build_flow_checkpoint(tmp_path_factory.mktemp("checkpoints") / "flow")
+
+
+def test_cli_eval_model_with_a_probe(sim_data, flow_checkpoint, shipped_probes, tmp_path, capsys):
+    from hwm_env.cli import main
+
+    names, loaded = shipped_probes
+    checkpoint = flow_checkpoint
     out = tmp_path / "eval.json"
     arguments = ["eval", "model", "--checkpoint", str(checkpoint), "--data", str(sim_data), "--json", str(out),
                  "--episodes", "2", "--steps", "1", "--device", "cpu", "--batch-size", "2"]
@@ -227,3 +240,24 @@ def test_cli_eval_model_with_a_probe(sim_data, tmp_path, monkeypatch, capsys):
     # without --probe everything is as before
     assert main(arguments + ["--horizon", "2"]) == 0
     assert "probe_error" not in json.loads(out.read_text())
+
+
+def test_model_quality_benchmark_plots_the_long_horizon(sim_data, flow_checkpoint, shipped_probes, tmp_path):
+    pytest.importorskip("matplotlib")
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "model_quality.py"
+    spec = importlib.util.spec_from_file_location("model_quality", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    out, png = tmp_path / "quality.json", tmp_path / "plots" / "long.png"
+    benchmark.main(["--checkpoint", str(flow_checkpoint), "--data", str(sim_data), "--steps", "1", "--horizon", "8",
+                    "--episodes", "2", "--probe", "probe-test", "--plot", str(png), "--json", str(out)])
+    run = json.loads(out.read_text())["runs"][0]
+    assert len(run["probe_fd"]) == 8 and run["probe"] == "probe-test"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert "probe err h1" in out.with_suffix(".md").read_text()
+    with pytest.raises(SystemExit):  # a plot of the probe's scores without a probe
+        benchmark.main(["--checkpoint", str(flow_checkpoint), "--data", str(sim_data), "--json", str(out),
+                        "--plot", str(png)])
