@@ -32,6 +32,17 @@ def default_run_dir(command: str, config: str) -> Path:
     return Path("runs") / f"{command}-{config}"
 
 
+def add_run_arguments(parser, command: str, family: str, out_help: str | None = None) -> None:
+    """`--config`, `--out` and the `key=value` overrides every `hwm train <command>` takes."""
+    parser.add_argument("--config", default="default",
+                        help=f"preset ({', '.join(preset_names(family))}) or a .yaml path")
+    parser.add_argument("--out", default=None, help=out_help or (
+        f"run folder (default runs/{command}-<config>, e.g. runs/{command}-default; a .yaml config's stem); "
+        "a rerun with the same config resumes from it"))
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, e.g. train.steps=2000")
+
+
 def config_path(family: str, name_or_path: str | os.PathLike) -> Path:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):

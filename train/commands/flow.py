@@ -222,6 +222,8 @@ def _train_command(args) -> int:
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
+    from train.config import add_run_arguments
+
     parser = groups["train"].add_parser(
         "flow", help="train a Flow-HWM (MMDiT + flow matching) on pre-encoded latents",
         description="Train a Flow-HWM on DATA/train latents (from `hwm data encode`), validating on DATA/val "
@@ -230,9 +232,5 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                     "data.num_past=3.")
     parser.add_argument("--data", required=True, help="data set root with train/ (and val/), or a 1X v2.0 raw "
                         "download (train_v2.0_raw/ + val_v2.0_raw/), holding latents.bin from `hwm data encode`")
-    parser.add_argument("--config", default="default", help="preset name (tiny, default, paper) or a .yaml path")
-    parser.add_argument("--out", default=None,
-                        help="run folder (default runs/flow-<config>, e.g. runs/flow-default; a .yaml config's stem); "
-                        "a rerun with the same config resumes from it")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    add_run_arguments(parser, "flow", "flow")
     parser.set_defaults(func=_train_command)

@@ -44,17 +44,15 @@ class MaskedTrainingConfig:
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
+    from train.config import add_run_arguments
+
     parser = groups["train"].add_parser(
         "masked", help="train a Masked-HWM (ST-MaskGIT) on pre-encoded tokens",
         description="Train a Masked-HWM on token grids pre-encoded beside DIR/train and DIR/val "
                     "(hwm data encode with an FSQ tokenizer), or on a 1X v2.0 tokenized data set.",
     )
     parser.add_argument("--data", required=True, help="data set root holding train/ and val/ splits")
-    parser.add_argument("--config", default="default", help="preset (tiny, default, paper) or a .yaml path")
-    parser.add_argument("--out", default=None,
-                        help="run folder (default runs/masked-<config>, e.g. runs/masked-default; a .yaml config's "
-                        "stem); a rerun with the same config resumes from it")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=2000 model.depth=4")
+    add_run_arguments(parser, "masked", "masked")
     parser.set_defaults(func=train_masked)
 
     parser = groups["eval"].add_parser(

@@ -128,6 +128,8 @@ def _train_command(args) -> int:
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
+    from train.config import add_run_arguments
+
     parser = groups["train"].add_parser(
         "probe", help="train the state probe: a small CNN reading the robot state (and objects) off a frame",
         description="Train a CNN to regress, from one frame, the measured 25-d state and, where the data set "
@@ -137,9 +139,5 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                     "e.g. train.steps=2000 model.feature_dim=256.")
     parser.add_argument("--data", required=True, help="hwm-v1 data set root (train/ + val/) or one split folder; "
                         "it needs states.bin")
-    parser.add_argument("--config", default="default", help="preset (default, tiny) or a .yaml path")
-    parser.add_argument("--out", default=None,
-                        help="run folder (default runs/probe-<config>, e.g. runs/probe-default; a .yaml config's "
-                        "stem); a rerun with the same config resumes from it")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    add_run_arguments(parser, "probe", "probe")
     parser.set_defaults(func=_train_command)

@@ -14,6 +14,8 @@ def _train_command(args) -> int:
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
+    from train.config import add_run_arguments
+
     parser = groups["train"].add_parser(
         "readout-decoder", help="fit a Masked-HWM's FSQ decoder to the model's mean readouts",
         description="Read out the next frame of the data's training windows with the model (readout mean: "
@@ -24,9 +26,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--checkpoint", required=True, help="Masked-HWM checkpoint folder or shipped name")
     parser.add_argument("--data", required=True,
                         help="hwm-v1 data set root (train/ + val/) with tokens encoded by the model's tokenizer")
-    parser.add_argument("--out", default=None,
-                        help="run folder (default runs/readout-decoder-<config>, e.g. runs/readout-decoder-default; "
-                        "a .yaml config's stem); a rerun with the same config and checkpoint resumes from it")
-    parser.add_argument("--config", default="default", help="preset (tiny, default) or a .yaml path")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    add_run_arguments(parser, "readout-decoder", "readout", out_help=(
+        "run folder (default runs/readout-decoder-<config>, e.g. runs/readout-decoder-default; a .yaml config's "
+        "stem); a rerun with the same config and checkpoint resumes from it"))
     parser.set_defaults(func=_train_command)

@@ -53,18 +53,18 @@ def _eval_command(args) -> int:
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
+    from train.config import add_run_arguments
+
     parser = groups["train"].add_parser(
         "tokenizer", help="train the built-in frame tokenizer (continuous for Flow-HWM, FSQ for Masked-HWM)",
         description="Train the built-in per-frame conv autoencoder on an hwm-v1 data set. Extra key=value "
                     "arguments override the preset, e.g. train.steps=20000 model.latent_channels=16.")
     parser.add_argument("--data", required=True, help="hwm-v1 data set root (train/ + val/) or one split")
     parser.add_argument("--quantizer", required=True, choices=QUANTIZERS, help="bottleneck: continuous or fsq")
-    parser.add_argument("--config", default="default", help="preset name (tiny, default) or a .yaml path")
-    parser.add_argument("--out", default=None,
-                        help="run folder (default runs/tokenizer-<quantizer>, e.g. runs/tokenizer-continuous; "
-                        "runs/tokenizer-<quantizer>-<config> for a preset other than default); a rerun with the "
-                        "same config resumes from it")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    add_run_arguments(parser, "tokenizer", "tokenizer", out_help=(
+        "run folder (default runs/tokenizer-<quantizer>, e.g. runs/tokenizer-continuous; "
+        "runs/tokenizer-<quantizer>-<config> for a preset other than default); a rerun with the same config "
+        "resumes from it"))
     parser.set_defaults(func=_train_command)
 
     parser = groups["data"].add_parser(
