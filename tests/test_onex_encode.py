@@ -55,6 +55,15 @@ def expected_rgb(shards, first, stop) -> np.ndarray:
     return np.asarray(rows) / 127.5 - 1
 
 
+def assert_scored_on_pixels(checkpoint, split, tmp_path, capsys):
+    """`hwm eval model` decodes the checkpoint's predictions inside their chunks against the raw frames they cover."""
+    scores = tmp_path / "eval.json"
+    assert main(["eval", "model", "--checkpoint", str(checkpoint), "--data", str(split), "--horizon", "1",
+                 "--episodes", "4", "--json", str(scores), "--device", "cpu"]) == 0, capsys.readouterr().err
+    results = json.loads(scores.read_text())
+    assert results["frames_per_horizon"][0] > 0 and np.isfinite(results["psnr"] + results["recon_psnr"]).all()
+
+
 def test_cv_latents_of_a_raw_split_cover_the_frames_the_json_names(raw_root, cosmos, capsys):
     root, _ = raw_root
     written = encode_dataset(root, cosmos["cv8"], batch_size=40, device="cpu", image_size=32)
@@ -190,13 +199,7 @@ def test_encode_raw_then_train_flow_end_to_end(raw_root, cosmos, tmp_path, capsy
     assert prediction.shape == (1, 1, 16, 2, 2)
     paper = load_flow_config("paper").data
     assert (paper.num_past, paper.num_future, paper.action_pooling) == (2, 1, "frames")
-    # the trained checkpoint's pixels: decoded inside their chunks against the raw frames they cover
-    scores = tmp_path / "eval.json"
-    assert main(["eval", "model", "--checkpoint", str(out / "final"), "--data", str(root / "val_v2.0_raw"),
-                 "--horizon", "1", "--episodes", "4", "--json", str(scores), "--device", "cpu"]) == 0, \
-        capsys.readouterr().err
-    results = json.loads(scores.read_text())
-    assert results["frames_per_horizon"][0] > 0 and np.isfinite(results["psnr"] + results["recon_psnr"]).all()
+    assert_scored_on_pixels(out / "final", root / "val_v2.0_raw", tmp_path, capsys)
 
 
 def test_bad_input_says_what_to_do(raw_root, cosmos, tmp_path, capsys):
@@ -249,9 +252,4 @@ def test_encode_raw_then_train_masked_on_its_dv_tokens(raw_root, cosmos, tmp_pat
     assert main(train) == 0, capsys.readouterr().err
     config = json.loads((out / "final" / "config.json").read_text())
     assert config["model"]["vocab_size"] == 64000 and list(config["model"]["token_grid"]) == [2, 2]
-    scores = tmp_path / "eval.json"
-    assert main(["eval", "model", "--checkpoint", str(out / "final"), "--data", str(root / "val_v2.0_raw"),
-                 "--horizon", "1", "--episodes", "4", "--json", str(scores), "--device", "cpu"]) == 0, \
-        capsys.readouterr().err
-    results = json.loads(scores.read_text())
-    assert results["frames_per_horizon"][0] > 0 and np.isfinite(results["psnr"] + results["recon_psnr"]).all()
+    assert_scored_on_pixels(out / "final", root / "val_v2.0_raw", tmp_path, capsys)
