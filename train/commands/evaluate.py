@@ -73,18 +73,10 @@ def evaluation_split(data: str | os.PathLike) -> Path:
     return find_splits(data)[1]
 
 
-def resolve_device(name: str):
-    """torch.device of a --device option: auto = cuda if available, else cpu."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def run(args: argparse.Namespace) -> int:
     from models.atomic import atomic_write_text
     from models.checkpoint import frame_stride
+    from train.encode import resolve_device
     from train.evaluation import evaluate_world_model, load_for_evaluation, markdown_table
 
     device = resolve_device(args.device)

@@ -90,7 +90,8 @@ def _write(results: dict, path: str | None) -> None:
 def run_compression(args: argparse.Namespace) -> int:
     from models.loading import load_world_model
     from models.checkpoint import resolve_checkpoint
-    from train.commands.evaluate import evaluation_split, resolve_device
+    from train.commands.evaluate import evaluation_split
+    from train.encode import resolve_device
     from train.onex_challenge import default_readme, evaluate_compression
 
     device = resolve_device(args.device)
@@ -121,7 +122,8 @@ def run_compression(args: argparse.Namespace) -> int:
 
 def run_sampling(args: argparse.Namespace) -> int:
     from models.checkpoint import frame_stride
-    from train.commands.evaluate import evaluation_split, resolve_device
+    from train.commands.evaluate import evaluation_split
+    from train.encode import resolve_device
     from train.evaluation import load_for_evaluation
     from train.onex_challenge import evaluate_sampling
 
