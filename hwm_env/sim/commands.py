@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from hwm_env import seeds
 from hwm_env.sim import layout
 
 
@@ -29,6 +30,9 @@ def register(groups) -> None:
     parser.add_argument("--resolution", type=int, default=64, help="square frame size in pixels (default 64)")
     parser.add_argument("--out", type=Path, required=True, help="output folder (gets train/ and val/)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every episode's reset and policy")
+    parser.add_argument("--domain", choices=("training", "evaluation"), default="training",
+                        help="seed domain (hwm_env/seeds.py): 'training' for training data (default), 'evaluation' "
+                        "for held-out selection and test sets, so no held-out episode can repeat a training one")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="fraction of episodes in val/ (default 0.1)")
     parser.add_argument("--control-hz", type=float, default=15.0, help="frames (actions) per second (default 15)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out folder")
@@ -45,6 +49,7 @@ def run_sim(args: argparse.Namespace) -> int:
             steps=args.steps,
             resolution=args.resolution,
             seed=args.seed,
+            domain=args.domain,
             val_fraction=args.val_fraction,
             control_hz=args.control_hz,
             overwrite=args.overwrite,
@@ -81,6 +86,7 @@ def generate_dataset(
     steps: int,
     resolution: int = 64,
     seed: int = 0,
+    domain: str = "training",
     val_fraction: float = 0.1,
     control_hz: float = 15.0,
     overwrite: bool = False,
@@ -88,7 +94,8 @@ def generate_dataset(
 ) -> dict:
     """Write `out/train` (+ `out/val`) hwm-v1 splits; return counts and speed.
 
-    Episode i resets with the first word of the i-th child of `SeedSequence(seed)` and seeds its
+    Episode i resets with the first word of the i-th episode seed of `domain`'s stream `seed`
+    (`hwm_env.seeds`; in the `training` domain the i-th child of `SeedSequence(seed)`) and seeds its
     `ExplorationPolicy` with the second.
     """
     import os
@@ -110,7 +117,7 @@ def generate_dataset(
         raise ValueError(f"{out}: already exists and is not empty; pass --overwrite to replace it")
 
     env = HWMSimEnv(resolution=resolution, control_hz=control_hz)
-    episode_seeds = np.random.SeedSequence(seed).spawn(episodes)
+    episode_seeds = seeds.episode_seeds(domain, seed, episodes, words=2)
     frames = np.empty((steps, resolution, resolution, 3), np.uint8)
     actions = np.empty((steps, layout.ACTION_DIM), np.float32)
     states = np.empty((steps, layout.STATE_DIM), np.float32)
@@ -138,7 +145,7 @@ def generate_dataset(
                     binary_action_dims=layout.BINARY_DIMS,
                     extra_metadata={
                         "state_names": list(layout.STATE_NAMES),
-                        "generator": {"command": "hwm data sim", "seed": seed,
+                        "generator": {"command": "hwm data sim", "seed": seed, "domain": domain,
                                       "episode_range": [episode_ids.start, episode_ids.stop],
                                       "steps": steps, "control_hz": control_hz, "policy": "ExplorationPolicy"},
                     },
@@ -146,7 +153,7 @@ def generate_dataset(
                 )
                 with writer:
                     for episode in episode_ids:
-                        reset_seed, policy_seed = episode_seeds[episode].generate_state(2)
+                        reset_seed, policy_seed = episode_seeds[episode]
                         observation, info = env.reset(seed=int(reset_seed))
                         policy = ExplorationPolicy(env, seed=int(policy_seed))
                         for t in range(steps):
