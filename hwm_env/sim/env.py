@@ -104,6 +104,17 @@ class HWMSimEnv(gym.Env):
     y +-0.1 m) and heading (+-0.2 rad) and non-overlapping object places on the table.
     `reset(options={"state": SimState})` starts from a snapshot instead.
 
+    ## Tasks (`task=`)
+    `HWMSimEnv(task="reach")` or `gym.make("HWM-Sim-v0", task="reach")` (a name of
+    `hwm_env.tasks.TASKS` — aim, look-at, reach, push — or a `Task` instance) turns the
+    simulator into a task: `reset(seed=)` draws an episode from the task's start
+    distribution (its seed drawn from `self.np_random`; the observation is the frame after
+    the task's context), `step` returns `reward = task.reward(Readout.from_sim(env))`,
+    `info["is_success"]` (bool) and `info["task_error"]` (float, rad or m), and
+    `truncated` is True at `task.max_episode_steps`. `env.task` and `env.episode` (a
+    `TaskEpisode`: start snapshot, context frames, goal) are public. Without a task
+    nothing above changes.
+
     ## Beyond Gymnasium
     `get_state()` / `set_state(SimState)` snapshot and restore bit-exactly (planners,
     `SimDynamics`); `joint_state()` is `info["state"]`; `action_from_state(state)` is the
@@ -115,11 +126,12 @@ class HWMSimEnv(gym.Env):
         control_hz: actions per second; each step runs `round(1 / (control_hz * 0.005))`
             physics substeps.
         render_mode: None or "rgb_array" (`render()` returns the head-camera frame).
+        task: None (task-free), a task name or a `hwm_env.tasks.Task`; see "Tasks" above.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
 
-    def __init__(self, resolution: int = 64, control_hz: float = 15, render_mode: str | None = None):
+    def __init__(self, resolution: int = 64, control_hz: float = 15, render_mode: str | None = None, task=None):
         if not isinstance(resolution, (int, np.integer)) or not 16 <= resolution <= 1024:
             raise ValueError(f"resolution must be an int in [16, 1024] pixels, got {resolution!r}")
         if not isinstance(control_hz, (int, float, np.number)) or not 0 < control_hz <= 200:
@@ -147,6 +159,14 @@ class HWMSimEnv(gym.Env):
         self.elapsed_steps = 0
         self._state_size = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_INTEGRATION)
         self._reset_physics(self.ready_targets(), np.zeros(2), np.zeros(3), self._default_object_poses())
+        self.task = None
+        self.episode = None
+        if task is not None:
+            from hwm_env.tasks import Task, make_task
+
+            if not isinstance(task, (Task, str)):
+                raise ValueError(f"task must be a task name or a hwm_env.tasks.Task, got {type(task).__name__}")
+            self.task = task if isinstance(task, Task) else make_task(task)
 
     # ------------------------------------------------------------------ model plumbing
     def _index_model(self) -> None:
@@ -281,14 +301,28 @@ class HWMSimEnv(gym.Env):
         if "state" in options:
             self.set_state(options["state"])
             return self.render_frame(), self._info()
-        rng = self.np_random
+        if self.task is None:
+            self._reset_scene(self.np_random)
+            return self.render_frame(), self._info()
+        # The episode's own seed comes from np_random: reset(seed=s) gives the same episode every time.
+        # While it is drawn there is no episode, and `step` is the task-free step.
+        self.episode = None
+        self.episode = self.task.sample_episode(self, int(self.np_random.integers(2**31)))
+        return self.episode.start_frame.copy(), self._task_info(self._info())
+
+    def _reset_scene(self, rng: np.random.Generator) -> None:
+        """Draw a start pose, base pose and object places from `rng` (the task-free reset).
+
+        Tasks call it to draw candidate scenes without recursing into the task reset; the
+        order of the draws is that of the task-free `reset`, so `_reset_scene(seeding.np_random(s)[0])`
+        is exactly `reset(seed=s)` without a task.
+        """
         ready = self.action_from_state(np.concatenate([self.ready_targets(), np.zeros(4)]))
         start = np.clip(ready[: layout.NUM_JOINTS] + rng.uniform(-0.2, 0.2, layout.NUM_JOINTS), -0.95, 0.95)
         joint_targets = self.action_to_targets(np.concatenate([start, np.zeros(4)]))[0]
         closures = rng.uniform(0.0, 0.3, 2)
         base = np.array([rng.uniform(-0.1, 0.05), rng.uniform(-0.1, 0.1), rng.uniform(-0.2, 0.2)])
         self._reset_physics(joint_targets, closures, base, self._sample_object_poses(rng))
-        return self.render_frame(), self._info()
 
     def _sample_object_poses(self, rng: np.random.Generator) -> np.ndarray:
         """Non-overlapping places on the table (10 cm margin to its edges), random yaw."""
@@ -325,7 +359,23 @@ class HWMSimEnv(gym.Env):
 
     def step(self, action):
         self.advance(action)
-        return self.render_frame(), 0.0, False, False, self._info()
+        if self.task is None or self.episode is None:
+            return self.render_frame(), 0.0, False, False, self._info()
+        from hwm_env.tasks.base import Readout
+
+        readout = Readout.from_sim(self)
+        reward = float(self.task.reward(readout, self.episode))
+        truncated = self.elapsed_steps >= self.task.max_episode_steps
+        return self.render_frame(), reward, False, truncated, self._task_info(self._info(), readout)
+
+    def _task_info(self, info: dict, readout=None) -> dict:
+        """`info` plus the task's `is_success` (bool) and `task_error` (float, rad or m)."""
+        from hwm_env.tasks.base import Readout
+
+        readout = Readout.from_sim(self) if readout is None else readout
+        info["is_success"] = bool(self.task.is_success(readout, self.episode))
+        info["task_error"] = float(self.task.error(readout, self.episode))
+        return info
 
     def advance(self, action) -> None:
         """`step` without rendering: apply the action for one control period (for planners)."""
