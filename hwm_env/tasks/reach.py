@@ -20,9 +20,10 @@ class ReachTask(Task):
     Start: a scene drawn as by `reset` and a named object drawn uniformly; draws are
     rejected (deterministically, from the episode's seed) unless, after settling, the
     object rests on the table (moved < 1 cm while settling), lies within
-    `reach_radius` (horizontally, base frame) of the nearer shoulder (`SHOULDERS`, the
-    shoulder joints with the hips straight) and both hands start more than
-    `min_start_error` from it. `episode.target` is the object's start centre in the base
+    `reach_radius` = 0.7 m (horizontally, base frame) of the nearer shoulder (`SHOULDERS`,
+    the shoulder joints with the hips straight; over 80 episodes the scripted policy
+    succeeded on 90-100% of objects up to 0.75 m and 71% beyond) and both hands start
+    more than `min_start_error` = 0.15 m from it (holding still never succeeds). `episode.target` is the object's start centre in the base
     frame (m) and the arm the scripted policy uses (0 left, 1 right).
 
     Hands come from `HeadKinematics.hands_in_camera(readout.state)`, so a probe's
