@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -28,6 +28,7 @@ class Context:
 
     frames: np.ndarray  # (P, H, W, 3) uint8
     actions: np.ndarray  # (P, A) float32; actions[i] led into frames[i]
+    task_episode: Any = None  # the hwm_env.tasks.TaskEpisode the context starts, for task envs
 
 
 def check_context(frames, actions, num_past: int, image_size: tuple[int, int], action_dim: int) -> Context:
@@ -68,6 +69,17 @@ def drive_sim(sim, act: Callable[[], np.ndarray], num_frames: int, frame_stride:
         frames.append(frame)
         actions.append(action)
     return Context(frames=np.stack(frames), actions=np.stack(actions))
+
+
+def strided_context(frames: np.ndarray, actions: np.ndarray, num_past: int, frame_stride: int):
+    """The last `num_past` of every `frame_stride`-th frame, ending at the last one, with their actions.
+
+    Where the frames run out, the earliest repeats: task and planning contexts are frames of a
+    held start pose, so an earlier frame would show the same pose (the action into it is the hold).
+    """
+    picks = np.arange(len(frames) - 1, -1, -int(frame_stride))[:num_past][::-1]
+    picks = np.concatenate([np.full(num_past - len(picks), picks[0]), picks])
+    return frames[picks], actions[picks]
 
 
 def sim_step(sim, act: Callable[[], np.ndarray], frame_stride: int = 1) -> tuple[np.ndarray, np.ndarray]:

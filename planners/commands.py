@@ -1,4 +1,4 @@
-"""`hwm bench planning`: the goal-reaching planning benchmark (protocol in `planners.benchmark`).
+"""`hwm bench planning`: the planning benchmark of one task (protocol in `planners.benchmark`).
 
 Writes the rows as JSON (`--json PATH`) with a Markdown table beside it (same name, `.md`),
 saved again after every row so a long run keeps what it measured; prints the table.
@@ -6,29 +6,36 @@ saved again after every row so a long run keeps what it measured; prints the tab
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from pathlib import Path
 from typing import Sequence
 
 from models.atomic import atomic_write_text
-from planners.benchmark import COSTS, MODELS, PLANNER_DEFAULTS, PLANNERS, QUICK_PROTOCOL, Protocol
+from planners.benchmark import COSTS, MODELS, PLANNER_DEFAULTS, PLANNERS, QUICK_PROTOCOL, Protocol, add_oracle_gaps
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser = groups["bench"].add_parser(
         "planning",
-        help="goal-reaching in HWM-Sim-v0: CEM/MPPI in Flow-HWM, Masked-HWM and the simulator vs random",
-        description="Plan in a model, act in HWM-Sim-v0: seeded start/goal pairs (the goal shown as an image), "
-        "MPC with CEM and MPPI over each world model and over the simulator itself (oracle), plus random and "
-        "hold-pose baselines. Reports success rate, final joint error and seconds per plan.",
+        help="a task in HWM-Sim-v0: CEM/MPPI in Flow-HWM, Masked-HWM and the simulator vs baselines",
+        description="Plan in a model, act in HWM-Sim-v0: task episodes from the planning seed domain (the goal "
+        "shown as an image), MPC with CEM and MPPI over each world model and over the simulator itself (oracle), "
+        "plus random, hold-pose and scripted baselines. Reports success rates with 95%% intervals, the oracle gap, "
+        "the final task error and seconds per plan.",
     )
     add_arguments(parser)
     parser.set_defaults(func=run_planning_command)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = Protocol()
+    from hwm_env.tasks import TASKS
+
+    # the field defaults, without building a Protocol (that loads the task)
+    defaults = argparse.Namespace(**{field.name: field.default for field in dataclasses.fields(Protocol)})
+    parser.add_argument("--task", choices=tuple(TASKS), default=defaults.task,
+                        help=f"the task (hwm_env/tasks; default {defaults.task})")
     parser.add_argument("--models", default=None,
                         help=f"comma-separated rows to run, from {','.join(MODELS)} (default: all; world models whose "
                         "shipped checkpoint is missing are skipped unless named here)")
@@ -41,25 +48,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "Flow-HWM checkpoint's, else the Masked-HWM one's, else the shipped tokenizer-continuous)")
     parser.add_argument("--episodes", type=int, default=None, help=f"start/goal pairs (default {defaults.episodes})")
     parser.add_argument("--steps", type=int, default=None,
-                        help=f"frames executed per episode (default {defaults.steps})")
+                        help="frames executed per episode (default: the task's episode length)")
     parser.add_argument("--action-repeat", type=int, default=None,
                         help=f"frames each planned action is held (default {defaults.action_repeat})")
     parser.add_argument("--replan-every", type=int, default=None,
                         help=f"held actions executed between plans (default {defaults.replan_every})")
-    parser.add_argument("--seed", type=int, default=defaults.seed,
-                        help=f"seed of the episodes (default {defaults.seed})")
-    parser.add_argument("--settle-steps", type=int, default=None,
-                        help="hold frames before the goal; the world models' context "
-                        f"(default {defaults.settle_steps})")
-    parser.add_argument("--max-goal-offset", type=float, default=defaults.max_goal_offset,
-                        help=f"largest goal offset per joint in action units (default {defaults.max_goal_offset})")
-    parser.add_argument("--success-threshold", type=float, default=defaults.success_threshold,
-                        help=f"success when the final error is below this, rad (default {defaults.success_threshold})")
+    parser.add_argument("--seed-set", default=defaults.seed_set,
+                        help="episodes of the planning seed domain: 'selection' (choose settings on it), 'test' "
+                        f"(report it) or an integer (default {defaults.seed_set})")
     parser.add_argument("--cost-reduce", choices=("final", "sum"), default=defaults.cost_reduce,
                         help="goal distance of the last planned frame or summed over the plan (default final)")
     parser.add_argument("--cost", choices=COSTS, default=defaults.cost,
-                        help="goal cost: latent MSE to the encoded goal image, or MSE of decoded frames to the goal "
-                        f"image with both blurred (default {defaults.cost})")
+                        help="cost: 'goal' latent MSE to the encoded goal image, 'image' MSE of decoded frames to it "
+                        "with both blurred, 'probe' minus the task's reward read off predicted frames by --probe "
+                        f"(default {defaults.cost})")
+    parser.add_argument("--probe", default=defaults.probe,
+                        help=f"state probe of --cost probe (default {defaults.probe})")
     parser.add_argument("--cost-blur", type=float, default=defaults.cost_blur,
                         help=f"--cost image: Gaussian blur sigma in pixels (default {defaults.cost_blur:g})")
     for planner, values in PLANNER_DEFAULTS.items():
@@ -83,11 +87,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def protocol_from_args(args: argparse.Namespace) -> Protocol:
     """Protocol defaults, then --quick's, then every flag given explicitly."""
     values = dict(QUICK_PROTOCOL) if args.quick else {}
-    for name in ("episodes", "steps", "action_repeat", "replan_every", "settle_steps"):
+    for name in ("episodes", "steps", "action_repeat", "replan_every"):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
-    return Protocol(seed=args.seed, max_goal_offset=args.max_goal_offset, success_threshold=args.success_threshold,
-                    cost_reduce=args.cost_reduce, cost=args.cost, cost_blur=args.cost_blur, **values)
+    return Protocol(task=args.task, seed_set=args.seed_set, cost_reduce=args.cost_reduce, cost=args.cost,
+                    cost_blur=args.cost_blur, probe=args.probe, **values)
 
 
 def parse_names(text: str, known: Sequence[str], flag: str) -> tuple[str, ...]:
@@ -129,7 +133,8 @@ def run_planning_command(args: argparse.Namespace) -> int:
     kept = []  # rows of models not run now, from the file being updated
     if args.update and json_path.is_file():
         try:
-            kept = [row for row in json.loads(json_path.read_text()) if row["model"] not in models]
+            kept = [row for row in json.loads(json_path.read_text())
+                    if row["model"] not in models or row.get("task") != protocol.task]
         except (ValueError, TypeError, KeyError) as error:
             raise ValueError(f"{json_path}: not a planning results file to update ({error})") from error
 
@@ -143,7 +148,7 @@ def run_planning_command(args: argparse.Namespace) -> int:
             row.setdefault("load_average_before", load_before)
             row.setdefault("load_average_after", os.getloadavg() if hasattr(os, "getloadavg") else None)
         if json_path is not None:
-            every = sorted(rows + kept, key=lambda row: MODELS.index(row["model"]))  # stable: planners keep their order
+            every = add_oracle_gaps(sorted(rows + kept, key=lambda row: MODELS.index(row["model"])))  # stable sort
             atomic_write_text(json_path, json.dumps(every, indent=2) + "\n")
             atomic_write_text(json_path.with_suffix(".md"), markdown_table(every) + "\n")
 
@@ -154,7 +159,7 @@ def run_planning_command(args: argparse.Namespace) -> int:
         device=device, log=lambda message: tqdm.write(f"hwm bench planning: {message}"), on_row=save,
     )
     save(rows)
-    print(markdown_table(rows))
+    print(markdown_table(add_oracle_gaps(rows)))
     if json_path is not None:
         print(f"wrote {json_path} and {json_path.with_suffix('.md')}")
     return 0

@@ -71,3 +71,16 @@ def build_checkpoints(root: Path) -> dict[str, Path]:
         "flow": build_flow_checkpoint(root / "flow-tiny"),
         "masked": build_masked_checkpoint(root / "masked-tiny"),
     }
+
+
+def build_probe_checkpoint(directory: Path) -> Path:
+    """A tiny state probe (random weights) with the simulator's targets: the 25-d state and 12 object coordinates."""
+    from hwm_env.sim.env import OBJECT_POSITION_NAMES
+    from hwm_env.sim.layout import STATE_NAMES
+    from models.checkpoint import save_checkpoint
+    from models.probe import ProbeConfig, StateProbe
+
+    torch.manual_seed(3)
+    probe = StateProbe(ProbeConfig(image_size=[64, 64], channels=[8, 8, 8, 8], feature_dim=16, norm_groups=4,
+                                   target_names=[*STATE_NAMES, *OBJECT_POSITION_NAMES]))
+    return save_checkpoint(directory, probe.state_dict(), probe.checkpoint_config())

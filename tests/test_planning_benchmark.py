@@ -12,12 +12,11 @@ import torch
 import hwm_env  # noqa: F401  (headless MuJoCo)
 from env_fixtures import build_checkpoints
 from hwm_env.cli import main
-from hwm_env.sim.goals import SUCCESS_THRESHOLD
 from planners.benchmark import (
     HeldActionContext,
     HeldActionDynamics,
     Protocol,
-    action_box,
+    add_oracle_gaps,
     format_settings,
     parse_overrides,
     planner_settings,
@@ -25,9 +24,10 @@ from planners.benchmark import (
     strided_context,
 )
 
-ROW_KEYS = {"model", "planner", "success_rate", "successes", "episodes", "final_error_mean", "final_error_std",
-            "initial_error_mean", "final_pose_error_mean", "seconds_per_plan", "cpu_seconds_per_plan", "plans",
-            "hyperparameters", "protocol", "final_errors", "error_joints", "device", "torch_threads"}
+ROW_KEYS = {"task", "model", "planner", "success_rate", "successes", "episodes", "success_interval",
+            "final_error_mean", "final_error_std", "start_error_mean", "success_threshold", "seconds_per_plan",
+            "cpu_seconds_per_plan", "plans", "hyperparameters", "protocol", "final_errors", "episode_successes",
+            "oracle_gap", "oracle_gap_interval", "device", "torch_threads"}
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +49,21 @@ def test_quick_run_writes_every_row_with_the_schema(quick_run):
     assert code == 0 and isinstance(rows, list)
     assert [(row["model"], row["planner"]) for row in rows] == [
         ("flow", "CEM"), ("flow", "MPPI"), ("masked", "CEM"), ("masked", "MPPI"),
-        ("oracle", "CEM"), ("oracle", "MPPI"), ("random", "none"), ("hold", "none"),
+        ("oracle", "CEM"), ("oracle", "MPPI"), ("random", "none"), ("hold", "none"), ("scripted", "none"),
     ]
     for row in rows:
         assert ROW_KEYS <= set(row), ROW_KEYS - set(row)
-        assert row["episodes"] == 2 and len(row["final_errors"]) == 2
-        assert row["successes"] == sum(error < SUCCESS_THRESHOLD for error in row["final_errors"])
+        assert row["task"] == "aim" and row["episodes"] == 2 and len(row["final_errors"]) == 2
+        assert row["successes"] == sum(error < row["success_threshold"] for error in row["final_errors"])
+        assert row["successes"] == sum(row["episode_successes"])
         assert row["success_rate"] == row["successes"] / 2
+        low, high = row["success_interval"]
+        assert 0 <= low <= row["success_rate"] <= high <= 1
+        if row["model"] in ("flow", "masked"):
+            oracle = next(r for r in rows if r["model"] == "oracle" and r["planner"] == row["planner"])
+            assert row["oracle_gap"] == oracle["success_rate"] - row["success_rate"]
+        else:
+            assert row["oracle_gap"] is None
         assert np.isfinite(row["final_error_mean"]) and row["final_error_mean"] >= 0
         assert row["protocol"]["steps"] == 4 and row["protocol"]["action_repeat"] == 2
         if row["planner"] == "none":
@@ -65,8 +73,8 @@ def test_quick_run_writes_every_row_with_the_schema(quick_run):
             assert row["seconds_per_plan"] > 0 and row["cpu_seconds_per_plan"] > 0 and row["plans"] == 4
             assert row["hyperparameters"]["num_samples"] == 6 and row["hyperparameters"]["horizon"] == 1
     table = out.with_suffix(".md").read_text()
-    assert "| model | planner | success |" in table and table.count("\n| ") == 1 + len(rows)
-    assert "Flow-HWM" in table and "oracle (simulator)" in table and "< 0.03 rad" in table
+    assert "| model | planner | success | oracle gap |" in table and table.count("\n| ") == 1 + len(rows)
+    assert "Flow-HWM" in table and "oracle (simulator)" in table and "Task `aim`" in table and "< 0.03" in table
 
 
 def test_update_replaces_only_the_rows_run_now(quick_run, tmp_path, capsys):
@@ -86,10 +94,10 @@ def test_update_replaces_only_the_rows_run_now(quick_run, tmp_path, capsys):
 
 def test_every_row_sees_the_same_episodes(quick_run):
     _, rows, _ = quick_run
-    assert len({row["initial_error_mean"] for row in rows}) == 1
+    assert len({row["start_error_mean"] for row in rows}) == 1
     hold = next(row for row in rows if row["model"] == "hold")
     # holding the start pose leaves the view joints where they started
-    assert hold["final_error_mean"] == pytest.approx(hold["initial_error_mean"], abs=5e-3)
+    assert hold["final_error_mean"] == pytest.approx(hold["start_error_mean"], abs=5e-3)
 
 
 def test_oracle_beats_random_actions(quick_run):
@@ -100,29 +108,46 @@ def test_oracle_beats_random_actions(quick_run):
             assert row["final_error_mean"] < random_error, row
 
 
-def test_oracle_reaches_the_goals_the_hold_baseline_misses(checkpoints):
+def test_oracle_reaches_the_aim_goals_the_hold_baseline_misses(checkpoints):
     """Full-length episodes: the simulator as its own model (image cost) succeeds in both, holding still in neither."""
-    protocol = Protocol(episodes=2, cost="image")  # 48 frames, the default planner budget
+    protocol = Protocol(episodes=2, cost="image")  # the task's 48 frames, the default planner budget
     oracle, hold = run_planning_benchmark(("oracle", "hold"), ("mppi",), protocol=protocol, progress=False,
                                           oracle_tokenizer=str(checkpoints["flow"] / "tokenizer"), log=lambda _: None)
     assert (oracle["model"], oracle["successes"], oracle["success_rate"]) == ("oracle", 2, 1.0)
     assert (hold["model"], hold["successes"], hold["success_rate"]) == ("hold", 0, 0.0)
-    assert max(oracle["final_errors"]) < SUCCESS_THRESHOLD < min(hold["final_errors"])
+    assert max(oracle["final_errors"]) < oracle["success_threshold"] < min(hold["final_errors"])
+
+
+def test_probe_cost_plans_every_model_kind_on_a_state_task(checkpoints, tmp_path):
+    """--cost probe: world models decode their predictions for the probe, the oracle's frames are read directly."""
+    from env_fixtures import build_probe_checkpoint
+
+    probe = build_probe_checkpoint(tmp_path / "probe")
+    out = tmp_path / "probe.json"
+    assert main(["bench", "planning", "--quick", "--task", "look-at", "--models", "flow,masked,oracle",
+                 "--planners", "mppi", "--flow", str(checkpoints["flow"]), "--masked", str(checkpoints["masked"]),
+                 "--cost", "probe", "--probe", str(probe), "--json", str(out), "--threads", "2",
+                 "--device", "cpu"]) == 0
+    rows = json.loads(out.read_text())
+    assert [row["model"] for row in rows] == ["flow", "masked", "oracle"]
+    assert all(row["task"] == "look-at" and row["protocol"]["cost"] == "probe" for row in rows)
+    assert all(np.isfinite(row["final_error_mean"]) for row in rows)
+    assert "read from predicted frames by the state probe" in out.with_suffix(".md").read_text()
 
 
 def test_seeded_runs_repeat_exactly(checkpoints):
-    protocol = Protocol(episodes=1, steps=4, action_repeat=2, settle_steps=2)
+    protocol = Protocol(episodes=1, steps=4, action_repeat=2)
     kwargs = dict(flow=str(checkpoints["flow"]), protocol=protocol, quick=True, progress=False, log=lambda _: None)
     first, second = (run_planning_benchmark(("flow", "oracle", "random"), ("cem",), **kwargs) for _ in range(2))
     assert [row["final_errors"] for row in first] == [row["final_errors"] for row in second]
     other = run_planning_benchmark(("random",), ("cem",), **{**kwargs, "protocol": Protocol(
-        episodes=1, steps=4, action_repeat=2, settle_steps=2, seed=1)})
+        episodes=1, steps=4, action_repeat=2, seed_set="selection")})
     assert other[0]["final_errors"] != first[-1]["final_errors"]
 
 
 def test_missing_default_checkpoint_skips_but_requested_one_fails(tmp_path):
     messages = []
-    protocol = Protocol(episodes=1, steps=2, action_repeat=1, settle_steps=2)
+    protocol = Protocol(episodes=1, steps=2, action_repeat=1)
     rows = run_planning_benchmark(("flow", "hold"), ("cem",), flow=str(tmp_path / "missing"), protocol=protocol,
                                   quick=True, progress=False, log=messages.append)
     assert [row["model"] for row in rows] == ["hold"]
@@ -202,33 +227,24 @@ def test_a_strided_world_model_plans_one_model_step_per_stride(tmp_path):
     assert planning.model_steps_per_hold(4) == 2
     with pytest.raises(ValueError, match="frame stride 2 does not divide the action repeat 3"):
         planning.model_steps_per_hold(3)
-    protocol = Protocol(episodes=1, steps=8, action_repeat=4, settle_steps=4)
+    protocol = Protocol(episodes=1, steps=8, action_repeat=4)
     rows = run_planning_benchmark(("flow",), ("cem",), flow=str(strided), protocol=protocol, quick=True,
                                   progress=False, log=lambda _: None)
     assert rows[0]["plans"] == 2 and np.isfinite(rows[0]["final_error_mean"])
     assert rows[0]["frame_stride"] == 2 and "frame stride 2" in format_settings(rows[0])
 
 
-def test_action_box_frees_only_the_goal_joints():
-    from hwm_env.sim.goals import GOAL_JOINTS
-
-    hold = np.linspace(-0.5, 0.5, 25).astype(np.float32)
-    low, high = action_box(hold)
-    free = np.zeros(25, bool)
-    free[list(GOAL_JOINTS)] = True
-    assert (low[free] == -1).all() and (high[free] == 1).all()
-    assert np.allclose(low[~free], hold[~free], atol=2e-4) and np.allclose(high[~free], hold[~free], atol=2e-4)
-    assert (high > low).all()
-
-
-def test_view_error_is_over_hip_and_neck_joints():
-    from hwm_env.sim.goals import view_error
-
-    goal = np.zeros(25, np.float32)
-    state = np.zeros(25, np.float32)
-    state[[0, 1, 2, 20]] = [0.1, -0.1, 0.2, -0.2]
-    state[6:20] = 5.0  # arms do not count
-    assert view_error(state, goal) == pytest.approx(0.15)
+def test_oracle_gap_and_its_interval_on_known_counts():
+    rows = [{"task": "aim", "model": model, "planner": "MPPI", "successes": successes, "episodes": 100,
+             "success_rate": successes / 100} for model, successes in (("flow", 60), ("oracle", 80))]
+    rows.append({"task": "aim", "model": "random", "planner": "none", "successes": 2, "episodes": 100,
+                 "success_rate": 0.02})
+    flow, oracle, random = add_oracle_gaps(rows)
+    assert flow["oracle_gap"] == pytest.approx(0.2) and flow["fraction_of_oracle"] == pytest.approx(0.75)
+    low, high = flow["oracle_gap_interval"]
+    # 81/102 - 61/102 = 0.1961 +- 1.96 * sqrt(0.7941 * 0.2059 / 102 + 0.5980 * 0.4020 / 102) = 0.1233
+    assert (low, high) == pytest.approx((0.1961 - 0.1233, 0.1961 + 0.1233), abs=2e-4)
+    assert oracle["oracle_gap"] is None and random["oracle_gap"] is None
 
 
 def test_planner_settings_merge_and_check():
@@ -256,7 +272,7 @@ def test_planner_settings_merge_and_check():
         (["--steps", "5", "--action-repeat", "2"], r"steps \(5\) must be a multiple of action-repeat \(2\)"),
         (["--replan-every", "2"], r"replan-every \(2\) must not exceed the cem horizon \(1\)"),
         (["--cem", "num_samples=4", "num_elites=8"], "num_elites <= num_samples"),
-        (["--success-threshold", "0"], "success-threshold must be a positive number"),
+        (["--seed-set", "dev"], "seed set must be one of"),
         (["--flow-steps", "0"], "--flow-steps must be >= 1"),
     ],
 )
@@ -286,8 +302,10 @@ def test_image_cost_plans_every_model_kind(checkpoints, tmp_path):
     assert "MSE of decoded frames to the goal image, both blurred (sigma 2 px)" in out.with_suffix(".md").read_text()
 
 
-def test_cost_protocol_bad_input():
-    with pytest.raises(ValueError, match=r"cost must be one of \['latent', 'image'\], got 'pixels'"):
+def test_protocol_bad_input():
+    with pytest.raises(ValueError, match=r"cost must be one of \['goal', 'image', 'probe'\], got 'pixels'"):
         Protocol(cost="pixels")
+    with pytest.raises(ValueError, match="unknown task 'fly'; known: aim, look-at, reach, push"):
+        Protocol(task="fly")
     with pytest.raises(ValueError, match="cost-blur must be a number of pixels >= 0"):
         Protocol(cost="image", cost_blur=-1.0)

@@ -59,3 +59,34 @@ def test_agresti_caffo_interval_on_known_counts():
 def test_interval_bad_counts(args):
     with pytest.raises(ValueError, match="successes <= trials"):
         wilson_interval(*args)
+
+
+def test_no_planning_start_repeats_a_training_scene_of_hwm_data_sim_seeds_0_to_9():
+    """Scenes (the objects' places on the table) of planning starts vs the first frames of training episodes.
+
+    Objects barely move while a start settles, so a planning episode that began from a training
+    episode's reset would match its object poses to 1e-3 m (the bug the seed domains fix).
+    """
+    from hwm_env.sim.env import HWMSimEnv
+    from hwm_env.tasks import make_task
+
+    env = HWMSimEnv()
+    try:
+        training = []
+        for seed in range(10):
+            for reset_seed, _ in seeds.episode_seeds("training", seed, 120, words=2):
+                env.reset(seed=int(reset_seed))
+                training.append(env.object_poses()[:, :3])
+        training = np.stack(training)  # (1200, 4, 3)
+        task = make_task("aim")
+        for seed_set in (0, 1):
+            for episode_seed, _ in seeds.episode_seeds("planning", seed_set, 10, words=2):
+                task.sample_episode(env, int(episode_seed))
+                start = env.object_poses()[:, :3]
+                closest = np.abs(training - start).max(axis=(1, 2)).min()
+                assert closest > 1e-3, f"planning episode seed {episode_seed} starts in a training scene"
+        # the check can fail: a scene drawn from a training seed is found
+        env.reset(seed=int(seeds.episode_seeds("training", 3, 5, words=2)[4, 0]))
+        assert np.abs(training - env.object_poses()[:, :3]).max(axis=(1, 2)).min() < 1e-6
+    finally:
+        env.close()

@@ -342,7 +342,7 @@ def test_data_sim_round_trips_through_hwm_dataset(tmp_path):
     assert train.episode_ranges() == [(0, 10)]
     assert np.all(np.abs(train.actions) <= 1)
 
-    assert train.metadata["generator"] == {"command": "hwm data sim", "seed": 3, "episode_range": [0, 1],
+    assert train.metadata["generator"] == {"command": "hwm data sim", "seed": 3, "domain": "training", "episode_range": [0, 1],
                                            "steps": 10, "control_hz": 15.0, "policy": "ExplorationPolicy"}
 
     # the data are exactly what the env produces from the same seeds: episode i resets with the first

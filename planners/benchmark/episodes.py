@@ -1,4 +1,11 @@
-"""The benchmark's episodes: seeded start/goal pairs, the planner's action box, and the score of an episode."""
+"""The benchmark's episodes: task starts from the planning seed domain, goal images, and the score of an episode.
+
+Every episode is a task episode (`hwm_env.tasks`) drawn from the `planning` seed domain
+(`hwm_env/seeds.py`), never from the stream `hwm data sim` trains on. The planner sees the
+task through a goal image: the task's own (aim: the image at the goal pose) or, where the
+task has none, the last frame of the task's scripted (privileged) controller run from the
+start for the episode's length, the way DINO-WM takes goals from expert trajectories.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -6,72 +13,87 @@ from typing import Any
 
 import numpy as np
 
-from hwm_env.sim.goals import joint_error, view_error
 from planners.benchmark.protocol import Protocol
-
-FIXED_COMMAND_WIDTH = 1e-4  # action units: the planner box around the start command of joints it does not move
 
 
 @dataclasses.dataclass
 class Episode:
-    """One start/goal pair, identical for every row."""
+    """One task episode and its goal image, identical for every row."""
 
     index: int
     planner_seed: int  # seeds the planner, the world model's sampling noise and the random baseline
-    start: Any  # SimState after the settle frames
-    start_frame: np.ndarray  # (H, W, 3) uint8, the observation at the start
-    start_state: np.ndarray  # (25,) float32
-    context_frames: np.ndarray  # (settle_steps, H, W, 3) uint8, ending at start_frame
-    context_actions: np.ndarray  # (settle_steps, 25) float32, the action into each context frame
-    hold_action: np.ndarray  # (25,) the action that holds the start pose
+    task_episode: Any  # hwm_env.tasks.TaskEpisode
     goal_frame: np.ndarray  # (H, W, 3) uint8
-    goal_state: np.ndarray  # (25,) float32
+    start_error: float  # the task's error at the start
+
+    @property
+    def start(self):
+        return self.task_episode.start
+
+    @property
+    def start_frame(self) -> np.ndarray:
+        return self.task_episode.start_frame
+
+    @property
+    def context_frames(self) -> np.ndarray:
+        return self.task_episode.context_frames
+
+    @property
+    def context_actions(self) -> np.ndarray:
+        return self.task_episode.context_actions
+
+    @property
+    def hold_action(self) -> np.ndarray:
+        return self.task_episode.hold_action
 
 
-def make_episodes(env, protocol: Protocol, progress: bool = False) -> list[Episode]:
-    """Start and goal of each episode, all drawn from `protocol.seed`."""
+def scripted_rollout(env, task, task_episode, steps: int) -> np.ndarray:
+    """Run the task's scripted controller from the start for `steps` frames; the last frame. Restores the env."""
+    saved = env.get_state()
+    try:
+        env.set_state(task_episode.start)
+        frame = task_episode.start_frame
+        for _ in range(steps):
+            frame = env.step(task.scripted_action(env, task_episode))[0]
+    finally:
+        env.set_state(saved)
+    return frame
+
+
+def make_episodes(env, task, protocol: Protocol, progress: bool = False, domain: str = "planning") -> list[Episode]:
+    """The protocol's episodes of `task`, from `domain`'s set `protocol.seed_set` (`hwm_env/seeds.py`)."""
     from tqdm.auto import tqdm
 
-    from hwm_env.context import drive_sim
-    from hwm_env.sim.goals import GoalSampler
+    from hwm_env.seeds import episode_seeds, seed_set
+    from hwm_env.tasks import Readout
 
+    table = episode_seeds(domain, seed_set(protocol.seed_set), protocol.episodes, words=2)
     episodes = []
-    seeds = np.random.SeedSequence(protocol.seed).spawn(protocol.episodes)
-    for index, sequence in enumerate(tqdm(seeds, desc="episodes (start, goal)", disable=not progress)):
-        reset_seed, goal_seed, planner_seed = (int(value) for value in sequence.generate_state(3))
-        env.reset(seed=reset_seed)
-        hold_action = env.action_from_state(env.joint_state())
-        context = drive_sim(env, lambda: hold_action, protocol.settle_steps)
-        start, start_state = env.get_state(), env.joint_state()
-        goal = GoalSampler(seed=goal_seed, max_offset=protocol.max_goal_offset).sample(env)  # env back at start
-        episodes.append(Episode(
-            index=index, planner_seed=planner_seed, start=start, start_frame=context.frames[-1],
-            start_state=start_state, context_frames=context.frames, context_actions=context.actions,
-            hold_action=hold_action, goal_frame=goal.frame, goal_state=goal.state,
-        ))
+    for index, (episode_seed, planner_seed) in enumerate(tqdm(table, desc=f"{task.name} episodes",
+                                                              disable=not progress)):
+        task_episode = task.sample_episode(env, int(episode_seed))  # leaves env at the start
+        goal_frame = task_episode.goal_frame
+        if goal_frame is None:
+            goal_frame = scripted_rollout(env, task, task_episode, protocol.steps)
+        start_error = float(task.error(Readout.from_sim(env), task_episode))
+        episodes.append(Episode(index=index, planner_seed=int(planner_seed), task_episode=task_episode,
+                                goal_frame=goal_frame, start_error=start_error))
     return episodes
-
-
-def action_box(hold_action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(low, high) of the planner: the full range on the goal joints, the start command elsewhere."""
-    from hwm_env.sim.goals import GOAL_JOINTS
-
-    low = hold_action.astype(np.float32) - FIXED_COMMAND_WIDTH
-    high = hold_action.astype(np.float32) + FIXED_COMMAND_WIDTH
-    low[list(GOAL_JOINTS)], high[list(GOAL_JOINTS)] = -1.0, 1.0
-    return low, high
 
 
 @dataclasses.dataclass
 class EpisodeResult:
-    view_error: float
-    pose_error: float
+    error: float  # the task's error at the end (rad or m)
+    success: bool
     plan_seconds: list[float]  # wall-clock
     plan_cpu_seconds: list[float]  # process CPU time, all threads (inflated by spinning OpenMP threads when shared)
 
 
-def score(env, episode: Episode, plan_seconds=(), plan_cpu_seconds=()) -> EpisodeResult:
+def score(env, task, episode: Episode, plan_seconds=(), plan_cpu_seconds=()) -> EpisodeResult:
+    """The task's error and success predicate on the simulator's truth at the episode's end."""
+    from hwm_env.tasks import Readout
 
-    state = env.joint_state()
-    return EpisodeResult(view_error(state, episode.goal_state), joint_error(state, episode.goal_state),
+    readout = Readout.from_sim(env)
+    return EpisodeResult(float(task.error(readout, episode.task_episode)),
+                         bool(task.is_success(readout, episode.task_episode)),
                          list(plan_seconds), list(plan_cpu_seconds))

@@ -60,14 +60,3 @@ class HeldActionContext:
         for frame in frames[self.frame_stride - 1 :: self.frame_stride]:
             state = self.context(env, frame, {"executed_action": action})
         return state
-
-
-def strided_context(frames: np.ndarray, actions: np.ndarray, num_past: int, frame_stride: int):
-    """The last `num_past` of every `frame_stride`-th frame, ending at the last one, with their actions.
-
-    Where the frames run out, the earliest repeats: the protocol's context frames hold the start
-    pose, so an earlier frame would show the same pose (the action into it is the hold action).
-    """
-    picks = np.arange(len(frames) - 1, -1, -int(frame_stride))[:num_past][::-1]
-    picks = np.concatenate([np.full(num_past - len(picks), picks[0]), picks])
-    return frames[picks], actions[picks]

@@ -4,14 +4,21 @@ from __future__ import annotations
 import numpy as np
 
 from planners.benchmark.episodes import Episode
-from planners.benchmark.held_actions import HeldActionContext, strided_context
+from hwm_env.context import strided_context
+from planners.benchmark.held_actions import HeldActionContext
 from planners.benchmark.protocol import Protocol
 
 
-def goal_cost(tokenizer, episode: Episode, protocol: Protocol):
-    """The protocol's goal cost for one episode: latent distance, or blurred image distance."""
+def goal_cost(tokenizer, episode: Episode, protocol: Protocol, task=None, probe=None):
+    """The protocol's cost for one episode: latent or blurred image distance to the goal image, or
+    minus the task's reward read by the state probe (`probe`, needed for `cost="probe"`)."""
     from planners.costs import ImageGoalCost, LatentGoalCost
+    from planners.task_cost import ProbeTaskCost
 
+    if protocol.cost == "probe":
+        if probe is None or task is None:
+            raise ValueError("the probe cost needs the task and a state probe")
+        return ProbeTaskCost(probe, task, episode.task_episode, tokenizer, reduce=protocol.cost_reduce)
     if protocol.cost == "image":
         return ImageGoalCost(episode.goal_frame, tokenizer, blur_sigma=protocol.cost_blur, reduce=protocol.cost_reduce)
     return LatentGoalCost.from_image(tokenizer, episode.goal_frame, reduce=protocol.cost_reduce)
@@ -82,14 +89,14 @@ class WorldModelPlanning:
         context.start(*strided_context(frames, actions, self.num_past, self.frame_stride))
         return context
 
-    def for_episode(self, episode: Episode, seed: int, protocol: Protocol):
+    def for_episode(self, episode: Episode, seed: int, protocol: Protocol, task=None, probe=None):
         """(dynamics, cost, state_fn) over model steps; the context comes from the settle frames."""
         from planners.dynamics import WorldModelDynamics
 
         self.model_steps_per_hold(protocol.action_repeat)
         dynamics = WorldModelDynamics(self.model, steps=self.sampling_steps, seed=seed)
         context = self.start_context(episode.context_frames, episode.context_actions)
-        return (dynamics, goal_cost(self.tokenizer, episode, protocol),
+        return (dynamics, goal_cost(self.tokenizer, episode, protocol, task, probe),
                 HeldActionContext(context, self.frame_stride))
 
     def close(self) -> None:
@@ -114,8 +121,8 @@ class OraclePlanning:
     def model_steps_per_hold(self, action_repeat: int) -> int:
         return action_repeat  # the simulator steps one frame at a time
 
-    def for_episode(self, episode: Episode, seed: int, protocol: Protocol):
-        cost = goal_cost(self.tokenizer, episode, protocol)
+    def for_episode(self, episode: Episode, seed: int, protocol: Protocol, task=None, probe=None):
+        cost = goal_cost(self.tokenizer, episode, protocol, task, probe)
         cost = FinalFrameCost(cost) if protocol.cost_reduce == "final" else cost
         return self.dynamics, cost, lambda env, _observation, _info: env.unwrapped.get_state()
 

@@ -7,18 +7,17 @@ from typing import Sequence
 
 import numpy as np
 
-from hwm_env.sim.goals import SUCCESS_THRESHOLD
-
 WORLD_MODELS = ("flow", "masked")
-MODELS = ("flow", "masked", "oracle", "random", "hold")
+MODELS = ("flow", "masked", "oracle", "random", "hold", "scripted")
 PLANNERS = ("cem", "mppi")
-COSTS = ("latent", "image")
+COSTS = ("goal", "image", "probe")
 MODEL_LABELS = {
     "flow": "Flow-HWM",
     "masked": "Masked-HWM",
     "oracle": "oracle (simulator)",
     "random": "random actions",
     "hold": "hold start pose",
+    "scripted": "scripted (privileged)",
 }
 
 # A plan costs num_samples x iterations x horizon x action_repeat one-frame predictions
@@ -28,14 +27,9 @@ MODEL_LABELS = {
 # Replanning after every held action makes up for the small search.
 # The sampling width restarts at init_std / max_std every plan, so it is also the noise a
 # replan adds to joints the image cannot see well: 0.1 (a twentieth of each joint's range)
-# keeps that below the goal offsets (<= 0.3 action units); in 3 oracle episodes 0.3 reached
-# 0.097 / 0.038 rad (CEM / MPPI, 3 episodes) where 0.1 reached 0.028 / 0.013. CEM keeps
-# the best eighth (DINO-WM: 30 of 300): its mean of 4 elites reached 0.030 rad over 20
-# oracle episodes, of 2 elites 0.024 over 10; MPPI weights its 4 elites instead.
-# filter_scale: plans pass through a soft deadband across replans (planners/plan_filter.py; 0
-# turns it off). On 20 episodes it took Flow-HWM + MPPI from 7/20 to 14/20 (better in 15 of the 20
-# paired episodes) and + CEM from 5/20 to 6/20, the oracle from 16/20 to 16/20 (MPPI) and 14/20
-# (CEM): the world model's plans jitter near the goal, the simulator's hardly do.
+# keeps that below the goal offsets; CEM keeps the best eighth (DINO-WM: 30 of 300), MPPI
+# weights its 4 elites instead. filter_scale: plans pass through a soft deadband across
+# replans (planners/plan_filter.py; 0 turns it off): world-model plans jitter near the goal.
 PLANNER_DEFAULTS = {
     "cem": {"horizon": 1, "num_samples": 16, "num_elites": 2, "iterations": 2, "init_std": 0.1, "min_std": 0.02,
             "filter_scale": 0.05},
@@ -46,36 +40,38 @@ QUICK_PLANNER_SETTINGS = {
     "cem": {"num_samples": 6, "num_elites": 2, "iterations": 1},
     "mppi": {"num_samples": 6, "num_elites": 2, "iterations": 1},
 }
-QUICK_PROTOCOL = {"episodes": 2, "steps": 4, "action_repeat": 2, "settle_steps": 4}
+QUICK_PROTOCOL = {"episodes": 2, "steps": 4, "action_repeat": 2}
 
 
 @dataclasses.dataclass
 class Protocol:
-    """The episode settings every row shares."""
+    """The episode settings every row of one task shares."""
 
-    episodes: int = 20
-    steps: int = 48  # frames executed per episode: 3.2 s at 15 Hz (a goal pose settles in 1.5 s)
+    task: str = "aim"  # hwm_env.tasks: aim, look-at, reach, push
+    episodes: int = 100
+    seed_set: str = "test"  # planning seed domain (hwm_env/seeds.py): "selection" (tuned on), "test" (reported), or an int
+    steps: int | None = None  # frames executed per episode (default: the task's max_episode_steps)
     action_repeat: int = 4  # frames each planned action is held
     replan_every: int = 1  # planned (held) actions executed between plans
-    seed: int = 0
-    settle_steps: int = 8  # hold frames before the goal is drawn; the world models' context comes from them
-    max_goal_offset: float = 0.3  # GoalSampler: largest offset per goal joint, in action units
-    success_threshold: float = SUCCESS_THRESHOLD  # rad, final view error; the default is the one success predicate
+    cost: str = "goal"  # "goal": latent MSE to the goal image; "image": blurred pixel MSE to it; "probe": -task reward
     cost_reduce: str = "final"  # distance of the last planned frame ("final") or of all ("sum")
-    cost: str = "latent"  # "latent": LatentGoalCost; "image": ImageGoalCost (decoded frames, blurred)
-    cost_blur: float = 4.0  # ImageGoalCost's Gaussian sigma, pixels
+    cost_blur: float = 4.0  # "image" cost: Gaussian sigma, pixels
+    probe: str = "probe-default"  # the state probe of the "probe" cost
 
     def __post_init__(self):
-        for name in ("episodes", "steps", "action_repeat", "replan_every", "settle_steps"):
+        from hwm_env.seeds import seed_set
+        from hwm_env.tasks import make_task
+
+        task = make_task(self.task)  # unknown names list the known ones
+        seed_set(self.seed_set)
+        if self.steps is None and isinstance(self.action_repeat, int) and self.action_repeat >= 1:
+            self.steps = task.max_episode_steps - task.max_episode_steps % self.action_repeat
+        for name in ("episodes", "steps", "action_repeat", "replan_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} (--{name.replace('_', '-')}) must be an integer >= 1, got {value!r}")
         if self.steps % self.action_repeat:
             raise ValueError(f"steps ({self.steps}) must be a multiple of action-repeat ({self.action_repeat})")
-        if not 0 < self.max_goal_offset <= 2:
-            raise ValueError(f"max-goal-offset must be in (0, 2] action units, got {self.max_goal_offset}")
-        if not (math.isfinite(self.success_threshold) and self.success_threshold > 0):
-            raise ValueError(f"success-threshold must be a positive number of radians, got {self.success_threshold}")
         if self.cost_reduce not in ("final", "sum"):
             raise ValueError(f"cost-reduce must be 'final' or 'sum', got '{self.cost_reduce}'")
         if self.cost not in COSTS:

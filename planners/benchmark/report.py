@@ -1,12 +1,17 @@
-"""The benchmark's output: one JSON row per (model, planner) and the Markdown table of the rows."""
+"""The benchmark's output: one JSON row per (model, planner), the oracle gaps, and the Markdown table.
+
+Success is reported with its 95% Wilson interval; the oracle gap (the oracle's success rate
+minus the row's, same planner, budget, cost and episodes) with its 95% Agresti-Caffo
+interval, so a gap whose interval covers 0 reads as "not distinguishable at this count".
+"""
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
 
-from hwm_env.sim.goals import VIEW_JOINT_NAMES, success_cells, success_summary, view_error
 from models import tables
+from models.intervals import agresti_caffo_interval, format_difference, format_rate, wilson_interval
 from planners.benchmark.episodes import Episode, EpisodeResult
 from planners.benchmark.protocol import MODEL_LABELS, Protocol
 
@@ -17,26 +22,51 @@ SHORT_NAMES = {"horizon": "H", "num_samples": "N", "num_elites": "K", "iteration
 def summarize(model: str, planner: str | None, results: list[EpisodeResult], episodes: list[Episode],
               protocol: Protocol, settings: dict | None, details: dict) -> dict:
     """One JSON row."""
-    errors = [result.view_error for result in results]
-    pose_errors = np.asarray([result.pose_error for result in results], dtype=np.float64)
+    from hwm_env.tasks import make_task
+
+    task = make_task(protocol.task)
+    errors = np.asarray([result.error for result in results], dtype=np.float64)
+    successes = int(sum(result.success for result in results))
     seconds = [value for result in results for value in result.plan_seconds]
     cpu_seconds = [value for result in results for value in result.plan_cpu_seconds]
     return {
+        "task": protocol.task,
         "model": model,
         "planner": planner or "none",
-        **success_summary(errors, protocol.success_threshold),
-        "initial_error_mean": float(np.mean([view_error(e.start_state, e.goal_state) for e in episodes])),
-        "final_pose_error_mean": float(pose_errors.mean()),
+        "successes": successes,
+        "episodes": len(results),
+        "success_rate": successes / len(results),
+        "success_interval": list(wilson_interval(successes, len(results))),
+        "final_error_mean": float(errors.mean()),
+        "final_error_std": float(errors.std()),
+        "start_error_mean": float(np.mean([episode.start_error for episode in episodes])),
+        "success_threshold": task.success_threshold,
         "seconds_per_plan": float(np.mean(seconds)) if seconds else None,
         "seconds_per_plan_max": float(np.max(seconds)) if seconds else None,
         "cpu_seconds_per_plan": float(np.mean(cpu_seconds)) if cpu_seconds else None,
         "plans": len(seconds),
         "hyperparameters": dict(settings or {}),
         **details,
-        "error_joints": list(VIEW_JOINT_NAMES),
         "protocol": dataclasses.asdict(protocol),
         "final_errors": [float(error) for error in errors],
+        "episode_successes": [bool(result.success) for result in results],
     }
+
+
+def add_oracle_gaps(rows: list[dict]) -> list[dict]:
+    """Set `oracle_gap` (oracle rate - row rate) and its interval on every world-model row with an oracle row
+    of the same task and planner; rows without one get None."""
+    oracles = {(row["task"], row["planner"]): row for row in rows if row["model"] == "oracle"}
+    for row in rows:
+        oracle = oracles.get((row["task"], row["planner"]))
+        if row["model"] in ("oracle", "random", "hold", "scripted") or oracle is None:
+            row["oracle_gap"], row["oracle_gap_interval"] = None, None
+            continue
+        row["oracle_gap"] = oracle["success_rate"] - row["success_rate"]
+        row["oracle_gap_interval"] = list(agresti_caffo_interval(oracle["successes"], oracle["episodes"],
+                                                                 row["successes"], row["episodes"]))
+        row["fraction_of_oracle"] = row["success_rate"] / oracle["success_rate"] if oracle["successes"] else None
+    return rows
 
 
 def format_settings(row: dict) -> str:
@@ -54,9 +84,19 @@ def format_settings(row: dict) -> str:
 
 
 def cost_description(protocol: dict) -> str:
-    if protocol.get("cost", "latent") == "image":
+    cost = protocol.get("cost", "goal")
+    if cost == "image":
         return f"MSE of decoded frames to the goal image, both blurred (sigma {protocol['cost_blur']:g} px)"
+    if cost == "probe":
+        return f"minus the task's reward read from predicted frames by the state probe {protocol['probe']}"
     return "latent MSE to the goal image"
+
+
+def _gap_cell(row: dict, oracles: dict) -> str:
+    oracle = oracles.get((row["task"], row["planner"]))
+    if row["model"] not in ("flow", "masked") or oracle is None:
+        return "-"
+    return format_difference(oracle["successes"], oracle["episodes"], row["successes"], row["episodes"])
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -64,18 +104,20 @@ def markdown_table(rows: list[dict]) -> str:
     if not rows:
         return "(no rows: every model was skipped)"
     protocol = rows[0]["protocol"]
+    seed_set = protocol["seed_set"]
     header = (
-        f"{protocol['episodes']} episodes (seed {protocol['seed']}), {protocol['steps']} frames each; actions held "
-        f"{protocol['action_repeat']} frames, replanning every {protocol['replan_every']} held action(s); goals up "
-        f"to {protocol['max_goal_offset']} action units per joint; cost: {cost_description(protocol)} "
-        f"({protocol['cost_reduce']} step); success: final error over {', '.join(rows[0]['error_joints'])} "
-        f"< {protocol['success_threshold']} rad."
+        f"Task `{protocol['task']}`: {rows[0]['episodes']} episodes of the planning seed domain's `{seed_set}` set, "
+        f"{protocol['steps']} frames each; actions held {protocol['action_repeat']} frames, replanning every "
+        f"{protocol['replan_every']} held action(s); cost: {cost_description(protocol)} ({protocol['cost_reduce']} "
+        f"step); success: final task error < {rows[0]['success_threshold']:g}. Brackets: 95% intervals (Wilson; "
+        "oracle gap: Agresti-Caffo)."
     )
-    columns = ["model", "planner", "success", "final error (rad)", "start error (rad)", "all 18 goal joints (rad)",
-               "s / plan", "settings"]
+    oracles = {(row["task"], row["planner"]): row for row in rows if row["model"] == "oracle"}
+    columns = ["model", "planner", "success", "oracle gap", "final error", "start error", "s / plan", "settings"]
     cells = [
         [MODEL_LABELS.get(row["model"], row["model"]), row["planner"] if row["planner"] != "none" else "-",
-         *success_cells(row), f"{row['initial_error_mean']:.3f}", f"{row['final_pose_error_mean']:.3f}",
+         format_rate(row["successes"], row["episodes"]), _gap_cell(row, oracles),
+         f"{row['final_error_mean']:.3f} ± {row['final_error_std']:.3f}", f"{row['start_error_mean']:.3f}",
          "-" if row["seconds_per_plan"] is None else f"{row['seconds_per_plan']:.2f}", format_settings(row)]
         for row in rows
     ]

@@ -6,8 +6,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from hwm_env.sim.goals import success_summary
-from planners.benchmark.episodes import Episode, EpisodeResult, action_box, make_episodes, score
+from planners.benchmark.episodes import Episode, EpisodeResult, make_episodes, score
 from planners.benchmark.held_actions import HeldActionDynamics, action_repeat_env
 from planners.benchmark.planning_models import OraclePlanning, WorldModelPlanning
 from planners.benchmark.protocol import (
@@ -35,34 +34,39 @@ class CpuTimedPlanner:
             self.cpu_seconds.append(time.process_time() - started)
 
 
-def run_planning_episode(env, episode: Episode, planning, planner: str, settings: dict,
-                         protocol: Protocol) -> EpisodeResult:
-    """MPC from the episode's start, planning held actions of the goal joints."""
+def run_planning_episode(env, task, episode: Episode, planning, planner: str, settings: dict,
+                         protocol: Protocol, probe=None) -> EpisodeResult:
+    """MPC from the episode's start, planning held actions of the task's controlled joints."""
     from planners.mpc import MPC
 
-    low, high = action_box(episode.hold_action)
+    low, high = task.action_box(episode.task_episode)
     planner_object = CpuTimedPlanner(make_planner(planner, settings, episode.planner_seed, low=low, high=high))
-    dynamics, cost, state_fn = planning.for_episode(episode, episode.planner_seed, protocol)
+    dynamics, cost, state_fn = planning.for_episode(episode, episode.planner_seed, protocol, task, probe)
     dynamics = HeldActionDynamics(dynamics, planning.model_steps_per_hold(protocol.action_repeat))
     env.set_state(episode.start)
     hold_plan = np.repeat(episode.hold_action[None], planner_object.horizon, axis=0)
     result = MPC(planner_object, dynamics, cost, replan_every=protocol.replan_every).run(
         action_repeat_env(env, protocol.action_repeat), state_fn, protocol.decisions,
-        observation=episode.start_frame.copy(), info={"state": episode.start_state.copy()}, initial_plan=hold_plan,
+        observation=episode.start_frame.copy(), info={"state": env.joint_state()}, initial_plan=hold_plan,
     )
-    return score(env, episode, result["plan_seconds"], planner_object.cpu_seconds)
+    return score(env, task, episode, result["plan_seconds"], planner_object.cpu_seconds)
 
 
-def run_baseline_episode(env, episode: Episode, baseline: str, protocol: Protocol) -> EpisodeResult:
-    """Random actions (uniform in the planner's box, seeded per episode, held likewise) or the start pose."""
+def run_baseline_episode(env, task, episode: Episode, baseline: str, protocol: Protocol) -> EpisodeResult:
+    """Random actions (uniform in the task's action box, seeded per episode, held likewise), the start
+    pose held, or the task's scripted controller (privileged: it reads the simulator; every frame)."""
     env.set_state(episode.start)
-    low, high = action_box(episode.hold_action)
+    low, high = task.action_box(episode.task_episode)
     rng = np.random.default_rng(episode.planner_seed)
     for _ in range(protocol.decisions):
+        if baseline == "scripted":
+            for _ in range(protocol.action_repeat):
+                env.advance(task.scripted_action(env, episode.task_episode))
+            continue
         action = rng.uniform(low, high).astype(np.float32) if baseline == "random" else episode.hold_action
         for _ in range(protocol.action_repeat):
-            env.step(action)
-    return score(env, episode)
+            env.advance(action)
+    return score(env, task, episode)
 
 
 def _load_world_model(kind, checkpoint, device, sampling_steps, required, log):
@@ -121,7 +125,7 @@ def run_planning_benchmark(
     log: Callable[[str], None] = print,
     on_row: Callable[[list[dict]], None] | None = None,
 ) -> list[dict]:
-    """Run the protocol; one row per (model, planner) plus the random and hold baselines.
+    """Run the protocol on its task; one row per (model, planner) plus the random, hold and scripted baselines.
 
     `quick` shrinks the planners (the protocol is whatever `protocol` says).
     `sampling_steps` per family ({"flow": n, "masked": n}); missing or None means the
@@ -133,6 +137,7 @@ def run_planning_benchmark(
     from tqdm.auto import tqdm
 
     from hwm_env.sim.env import HWMSimEnv
+    from hwm_env.tasks import make_task
 
     models, planners = tuple(models), tuple(planners)
     if not models:
@@ -144,6 +149,14 @@ def run_planning_benchmark(
         if name not in PLANNERS:
             raise ValueError(f"unknown planner '{name}'; known: {list(PLANNERS)}")
     protocol = protocol or Protocol()
+    task = make_task(protocol.task)
+    probe = None
+    if protocol.cost == "probe" and any(model not in ("random", "hold", "scripted") for model in models):
+        from models.probe import load_probe
+        from planners.task_cost import check_probe_for_task
+
+        probe = load_probe(protocol.probe, device=device)
+        check_probe_for_task(probe, task, protocol.probe)
     overrides = planner_overrides or {}
     settings = {planner: planner_settings(planner, overrides.get(planner), quick) for planner in planners}
     for planner, values in settings.items():
@@ -177,10 +190,13 @@ def run_planning_benchmark(
     try:
         if oracle is not None:
             planning_models["oracle"] = OraclePlanning(oracle[0], oracle[1], height, env.control_hz)
-        episodes = make_episodes(env, protocol, progress=progress)
+        if probe is not None and tuple(probe.image_size) != (height, width):
+            raise ValueError(f"{protocol.probe}: the probe reads {probe.image_size[0]}x{probe.image_size[1]} frames, "
+                             f"the planning models {height}x{width}")
+        episodes = make_episodes(env, task, protocol, progress=progress)
         for model in models:
-            if model in ("random", "hold"):
-                results = [run_baseline_episode(env, episode, model, protocol)
+            if model in ("random", "hold", "scripted"):
+                results = [run_baseline_episode(env, task, episode, model, protocol)
                            for episode in tqdm(episodes, desc=MODEL_LABELS[model], disable=not progress)]
                 rows.append(summarize(model, None, results, episodes, protocol, None, {"checkpoint": None}))
                 if on_row is not None:
@@ -193,10 +209,11 @@ def run_planning_benchmark(
                 results = []
                 bar = tqdm(episodes, desc=f"{MODEL_LABELS[model]} + {planner.upper()}", disable=not progress)
                 for episode in bar:
-                    results.append(run_planning_episode(env, episode, planning, planner, settings[planner], protocol))
-                    so_far = success_summary([result.view_error for result in results], protocol.success_threshold)
+                    results.append(run_planning_episode(env, task, episode, planning, planner, settings[planner],
+                                                        protocol, probe))
                     seconds = [value for result in results for value in result.plan_seconds]
-                    bar.set_postfix(success=f"{so_far['success_rate']:.2f}", error=f"{so_far['final_error_mean']:.3f}",
+                    bar.set_postfix(success=f"{np.mean([result.success for result in results]):.2f}",
+                                    error=f"{np.mean([result.error for result in results]):.3f}",
                                     s_per_plan=f"{np.mean(seconds):.2f}")
                 rows.append(summarize(model, planner.upper(), results, episodes, protocol, settings[planner],
                                       planning.describe()))

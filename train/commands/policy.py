@@ -10,8 +10,8 @@ import dataclasses
 
 DESCRIPTION = """\
 Train a stable-baselines3 PPO agent purely inside a world model (HWM-Flow-v0 / HWM-Masked-v0
-through HWMVecEnv) to reach goal images, then score it in HWM-Sim-v0 on the planning
-benchmark's seeded goal set, next to PPO trained in the simulator with the same real-frame
+through HWMVecEnv) to reach goal images, then score it in HWM-Sim-v0 on `aim` task
+episodes of the policy-scoring seed domain (hwm_env/seeds.py), next to PPO trained in the simulator with the same real-frame
 budget (the world model's training frames), PPO trained in the simulator without that limit,
 a random policy and holding the start pose. Writes OUT/results.json, OUT/results.md (the
 README table) and the policies (SB3 zips)."""
@@ -78,7 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="PPO overrides: n_steps, batch_size, n_epochs, learning_rate, gamma, gae_lambda, "
                              "clip_range, ent_coef, log_std_init, hidden")
     parser.add_argument("--episodes", type=int, default=None, help="benchmark episodes (default 20, as hwm bench plan)")
-    parser.add_argument("--eval-seed", type=int, default=None, help="seed of the benchmark goal set (default 0)")
+    parser.add_argument("--eval-seed", default=None,
+                        help="scoring episodes: set of the policy-scoring seed domain, 'selection', 'test' or an "
+                        "integer (default test)")
     parser.add_argument("--seed", type=int, default=0, help="seed of PPO and of the training episodes (default 0)")
     parser.add_argument("--quick", action="store_true", help="tiny steps everywhere (seconds; for tests)")
     parser.add_argument("--threads", type=int, default=None,
@@ -129,7 +131,7 @@ def experiment_from_args(args: argparse.Namespace):
     if args.episodes is not None:
         protocol["episodes"] = args.episodes
     if args.eval_seed is not None:
-        protocol["seed"] = args.eval_seed
+        protocol["seed_set"] = args.eval_seed
     explicit = {name: getattr(args, name) for name in
                 ("imagination_steps", "real_budget", "upper_bound_steps", "num_envs", "sim_envs")
                 if getattr(args, name) is not None}

@@ -71,8 +71,12 @@ def run_policy_experiment(experiment: PolicyExperiment, log: Callable[[str], Non
     wandb_run = start_wandb(experiment, out) if experiment.wandb else None
     sim = HWMSimEnv(resolution=int(tokenizer.image_size[0]))
     try:
-        episodes = make_episodes(sim, experiment.protocol, progress=experiment.progress)
-        log(f"{len(episodes)} benchmark episodes (seed {experiment.protocol.seed}); world model {checkpoint}; "
+        from hwm_env.tasks import make_task
+
+        episodes = make_episodes(sim, make_task(experiment.protocol.task), experiment.protocol,
+                                 progress=experiment.progress, domain="policy-scoring")
+        log(f"{len(episodes)} '{experiment.protocol.task}' scoring episodes (policy-scoring seed set "
+            f"{experiment.protocol.seed_set}); world model {checkpoint}; "
             f"data {goals.path} ({data_frames} frames); real budget {real_budget} frames")
 
         commander = Commander(action_dim, experiment.task, sim.action_space.low, sim.action_space.high)
@@ -89,8 +93,8 @@ def run_policy_experiment(experiment: PolicyExperiment, log: Callable[[str], Non
             if wandb_run is not None:
                 wandb_run.log({f"{summary['row']}/success_rate": summary["success_rate"],
                                f"{summary['row']}/final_error_mean": summary["final_error_mean"]})
-            log(f"{summary['row']}: success {summary['success_rate']:.2f}, final view error "
-                f"{summary['final_error_mean']:.3f} rad, pose error {summary['final_pose_error_mean']:.3f} rad")
+            log(f"{summary['row']}: success {summary['success_rate']:.2f}, final task error "
+                f"{summary['final_error_mean']:.3f}")
 
         for row in experiment.rows:
             if row == "imagination":

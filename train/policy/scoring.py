@@ -1,4 +1,4 @@
-"""Scoring a policy in HWM-Sim-v0 on the planning benchmark's goal set, and the row it makes."""
+"""Scoring a policy in HWM-Sim-v0 on `aim` task episodes of the policy-scoring seed domain, and the row it makes."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from hwm_env.sim.goals import VIEW_JOINT_NAMES, success_summary
+from models.intervals import wilson_interval
 from planners.benchmark import Protocol, score
 from train.policy.commander import Commander
 from train.policy.observation import GoalObservation, LatentFeatures, latent_distance
@@ -16,15 +16,18 @@ from train.policy.observation import GoalObservation, LatentFeatures, latent_dis
 def evaluate_in_sim(act: Callable[[Any, np.random.Generator], np.ndarray], episodes, sim, features: LatentFeatures,
                     observation: GoalObservation, commander: Commander, protocol: Protocol, frame_stride: int = 1,
                     description: str = "evaluate", progress: bool = True) -> dict[str, Any]:
-    """Run `act(observation, rng)` from each benchmark episode's start for `protocol.steps` frames.
+    """Run `act(observation, rng)` from each task episode's start for `protocol.steps` frames.
 
     The policy acts every `frame_stride` frames (one world-model step); `rng` is seeded by
-    the episode's planner seed, the same for every row. Scored by the benchmark's own
-    `score`: the final view error (success measure) and pose error, in rad.
+    the episode's planner seed, the same for every row. Scored by the planning benchmark's
+    `score`: the task's final error (rad for aim) and success predicate on the simulator's state.
     """
     from tqdm.auto import tqdm
 
-    view_errors, pose_errors, distances = [], [], []
+    from hwm_env.tasks import make_task
+
+    task = make_task(protocol.task)
+    errors, successes, distances = [], [], []
     start_time = time.perf_counter()
     for episode in tqdm(episodes, desc=description, disable=not progress, dynamic_ncols=True):
         sim.set_state(episode.start)
@@ -40,11 +43,11 @@ def evaluate_in_sim(act: Callable[[Any, np.random.Generator], np.ndarray], episo
             for _ in range(frame_stride):
                 frame, *_ = sim.step(commander.action(commands)[0])
             current = features.encode(frame[None])
-        result = score(sim, episode, [])
-        view_errors.append(result.view_error)
-        pose_errors.append(result.pose_error)
+        result = score(sim, task, episode)
+        errors.append(result.error)
+        successes.append(result.success)
         distances.append(float(latent_distance(current, goal_features)[0]))
-    return {"view_errors": view_errors, "pose_errors": pose_errors, "final_distances": distances,
+    return {"errors": errors, "successes": successes, "final_distances": distances,
             "seconds": time.perf_counter() - start_time}
 
 
@@ -61,13 +64,15 @@ def hold_actor(action_dim: int) -> Callable:
 
 
 def summarize(row: str, label: str, trained_in: str, evaluation: dict, protocol: Protocol, **details) -> dict:
+    errors = np.asarray(evaluation["errors"], dtype=np.float64)
+    successes, episodes = int(sum(evaluation["successes"])), len(errors)
     return {
-        "row": row, "policy": label, "trained_in": trained_in,
-        **success_summary(evaluation["view_errors"], protocol.success_threshold),
-        "final_pose_error_mean": float(np.mean(evaluation["pose_errors"])),
+        "row": row, "policy": label, "trained_in": trained_in, "task": protocol.task,
+        "successes": successes, "episodes": episodes, "success_rate": successes / episodes,
+        "success_interval": list(wilson_interval(successes, episodes)),
+        "final_error_mean": float(errors.mean()), "final_error_std": float(errors.std()),
         "final_latent_distance_mean": float(np.mean(evaluation["final_distances"])),
-        "error_joints": list(VIEW_JOINT_NAMES),
         "eval_seconds": evaluation["seconds"],
         **details,
-        "final_errors": [float(error) for error in evaluation["view_errors"]],
+        "final_errors": [float(error) for error in errors],
     }

@@ -23,7 +23,7 @@ class TaskSettings:
     goal_min_steps: int = 6  # the goal is the frame k in [goal_min_steps, goal_max_steps] steps after the start
     goal_max_steps: int = 18
     action_mode: str = "offset"  # "offset": u sets target = start + max_offset * u; "delta": target += max_delta * u
-    max_offset: float = 0.4  # action units; the benchmark's goals are at most 0.3 from the start
+    max_offset: float = 1.0  # action units; aim goals move a view joint up to 0.3 rad, 1.0 unit of hip roll
     max_delta: float = 0.1  # largest change of a commanded action entry per step (action units)
     control: str = "goal-joints"  # entries the policy moves: the benchmark's goal joints, or "all"
 
@@ -83,7 +83,8 @@ class PolicyExperiment:
     seed: int = 0  # PPO and training episodes
     task: TaskSettings = dataclasses.field(default_factory=TaskSettings)
     ppo: PPOSettings = dataclasses.field(default_factory=PPOSettings)
-    protocol: Protocol = dataclasses.field(default_factory=Protocol)  # the planning benchmark's goal set
+    # scoring: 20 `aim` episodes of the policy-scoring seed domain, 48 frames each
+    protocol: Protocol = dataclasses.field(default_factory=lambda: Protocol(task="aim", episodes=20))
     device: str = "auto"
     wandb: bool = False
     wandb_project: str = "hwm-policy"
