@@ -1,6 +1,6 @@
-"""Goal-reaching planning benchmark: CEM/MPPI in Flow-HWM, Masked-HWM and the simulator vs random.
+"""Planning benchmark of one task: CEM/MPPI in Flow-HWM, Masked-HWM and the simulator vs baselines.
 
-    python benchmarks/planning.py --json benchmarks/results/planning_seed0.json [--episodes N] [--quick]
+    python benchmarks/planning.py --task look-at --json benchmarks/results/planning_look-at.json [--quick]
 
 The same as `hwm bench planning` (all flags are shared; `--help` lists them). The
 protocol lives in `planners/benchmark/`; the README's planning table is its output.

@@ -6,13 +6,11 @@ construction: the simulator is driven from the start with the goal action held f
 `settle_steps`, and the pose it actually reaches (after contacts with the table and the
 objects) is the goal state; the head-camera image there is the goal image.
 
-**Success** (the one predicate of the planning benchmark and the policy experiment): the
-final *view error*, the mean |angle - goal angle| over the four goal joints that aim the
-head camera (`VIEW_JOINT_NAMES`), is below `SUCCESS_THRESHOLD`. These are the goal joints
-a goal image pins down: with the simulator as the model and even a pixel-MSE cost they
-converge while the arm joints do not (a 7-DoF arm has many poses that look alike from the
-head). The error over all goal joints (`joint_error`) is reported beside it as the pose
-error, not used for success.
+**Success** (the `aim` task's predicate, `hwm_env/tasks/aim.py`): the final *view error*,
+the mean |angle - goal angle| over the four joints that aim the head camera
+(`VIEW_JOINT_NAMES`), is below `SUCCESS_THRESHOLD`. These are the joints a goal image pins
+down: a 7-DoF arm has many poses that look alike from the head. `joint_error` is the same
+over all goal joints.
 """
 from __future__ import annotations
 
@@ -60,20 +58,6 @@ def view_error(state: np.ndarray, goal_state: np.ndarray) -> float:
 def joint_error(state: np.ndarray, goal_state: np.ndarray) -> float:
     """Mean absolute joint-angle error (rad) over all GOAL_JOINTS: the pose error, reported beside success."""
     return _mean_abs_error(state, goal_state, GOAL_JOINTS, "joint_error")
-
-
-def success_summary(view_errors: Sequence[float], threshold: float = SUCCESS_THRESHOLD) -> dict:
-    """Success rate and final view error of a set of episodes (final view errors in rad)."""
-    errors = np.asarray(view_errors, dtype=np.float64)
-    successes = int((errors < threshold).sum())
-    return {"success_rate": successes / len(errors), "successes": successes, "episodes": len(errors),
-            "final_error_mean": float(errors.mean()), "final_error_std": float(errors.std())}
-
-
-def success_cells(summary: dict) -> list[str]:
-    """A `success_summary` as two table cells: success "0.45 (9/20)" and final view error "0.031 ± 0.012" (rad)."""
-    return [f"{summary['success_rate']:.2f} ({summary['successes']}/{summary['episodes']})",
-            f"{summary['final_error_mean']:.3f} ± {summary['final_error_std']:.3f}"]
 
 
 class GoalSampler:

@@ -31,8 +31,8 @@ MLP on latents is the default: in HWM-Sim-v0 with the trained built-in tokenizer
 reached a lower training latent distance than the CNN at equal samples (0.033 vs 0.037
 after 25k policy steps) at 1.5x the frame rate, and in imagination it skips decoding.
 
-**Where each row trains** (all scored on the planning benchmark's seeded goal set,
-`planners.benchmark.make_episodes`, with the same observation: sim frames encoded by the
+**Where each row trains** (all scored on `aim` task episodes of the policy-scoring seed
+domain, `planners.benchmark.make_episodes(..., domain="policy-scoring")`, with the same observation: sim frames encoded by the
 world model's tokenizer, the goal image encoded once):
 | row | trains in | starts and goals | real frames |
 |---|---|---|---|
