@@ -273,6 +273,8 @@ def test_planner_settings_merge_and_check():
         (["--replan-every", "2"], r"replan-every \(2\) must not exceed the cem horizon \(1\)"),
         (["--cem", "num_samples=4", "num_elites=8"], "num_elites <= num_samples"),
         (["--seed-set", "dev"], "seed set must be one of"),
+        (["--mppi", "horizon=0"], "MPPI: horizon must be >= 1, got 0"),
+        (["--mppi", "num_samples=4", "num_elites=8"], "need 1 <= num_elites <= num_samples"),
         (["--flow-steps", "0"], "--flow-steps must be >= 1"),
     ],
 )
@@ -309,3 +311,16 @@ def test_protocol_bad_input():
         Protocol(task="fly")
     with pytest.raises(ValueError, match="cost-blur must be a number of pixels >= 0"):
         Protocol(cost="image", cost_blur=-1.0)
+
+
+def test_a_probe_without_the_tasks_targets_is_refused(tmp_path, capsys):
+    from models.checkpoint import save_checkpoint
+    from models.probe import ProbeConfig, StateProbe
+
+    probe = StateProbe(ProbeConfig(channels=[8, 8, 8, 8], feature_dim=16, norm_groups=4,
+                                   target_names=[f"S{i}" for i in range(25)]))
+    save_checkpoint(tmp_path / "state-only", probe.state_dict(), probe.checkpoint_config())
+    assert main(["bench", "planning", "--quick", "--task", "look-at", "--models", "oracle", "--cost", "probe",
+                 "--probe", str(tmp_path / "state-only"), "--threads", "2", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "state-only" in err and "task 'look-at' needs the targets" in err and "RED_BOX_X" in err
