@@ -3,8 +3,8 @@
 Rows of the table it writes (OUT/results.md; OUT/results.json has every number):
 PPO trained in the world model's imagination; PPO trained in HWM-Sim-v0 with as many real
 frames as the world model was trained on; PPO in HWM-Sim-v0 without that limit (upper
-bound); a random policy; holding the start pose. All are scored on the planning
-benchmark's seeded goal set. The task, reward and observations are documented in
+bound); a random policy; holding the start pose. All are scored on `aim` task episodes of
+the policy-scoring seed domain (hwm_env/seeds.py). The task, reward and observations are documented in
 `train/policy/__init__.py`.
 
     # seconds, with any checkpoint and data set (what the test suite runs)
