@@ -90,3 +90,18 @@ def test_no_planning_start_repeats_a_training_scene_of_hwm_data_sim_seeds_0_to_9
         assert np.abs(training - env.object_poses()[:, :3]).max(axis=(1, 2)).min() < 1e-6
     finally:
         env.close()
+
+
+def test_hwm_data_sim_domain_draws_another_stream(tmp_path):
+    from hwm_env.sim.commands import generate_dataset
+    from models.data.hwm_format import HWMDataset
+
+    kwargs = dict(episodes=2, steps=3, seed=0, val_fraction=0.0, progress=False)
+    generate_dataset(tmp_path / "train", **kwargs)
+    generate_dataset(tmp_path / "eval", domain="evaluation", **kwargs)
+    training, evaluation = HWMDataset(tmp_path / "train" / "train"), HWMDataset(tmp_path / "eval" / "train")
+    assert training.metadata["generator"]["domain"] == "training"
+    assert evaluation.metadata["generator"]["domain"] == "evaluation"
+    assert not np.array_equal(training.frames[0], evaluation.frames[0])
+    with pytest.raises(ValueError, match="unknown seed domain 'planing'"):
+        generate_dataset(tmp_path / "bad", domain="planing", **kwargs)
