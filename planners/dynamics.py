@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from models.precision import autocast, resolve_precision
+
 
 def _as_tensor(value, name: str) -> torch.Tensor:
     if isinstance(value, np.ndarray):
@@ -41,6 +43,10 @@ class WorldModelDynamics:
     `common_noise` (default on) gives every candidate of one call the same sampling noise
     (common random numbers): costs then differ only through the actions, not through each
     candidate's own draw of a stochastic sampler, which otherwise swamps a small action effect.
+    `precision` ("auto", "fp32", "bf16"; `models.precision`) is resolved per call for its chunk's
+    batch: "auto" is bf16 for planning batches of 16 and more on a bf16 CPU. `compile` (False,
+    True, "auto"; `models.compiled`) compiles the model's hot methods in place (its weights and
+    state_dict untouched); "auto" compiles once about one compilation's time was spent eager.
     """
 
     def __init__(
@@ -52,9 +58,16 @@ class WorldModelDynamics:
         chunk_size: int | None = None,
         seed: int | None = None,
         common_noise: bool = True,
+        precision: str = "auto",
+        compile: bool | str = False,
     ):
+        from models.compiled import check_compile, compile_world_model
+        from models.precision import check_precision
+
         if chunk_size is not None and int(chunk_size) < 1:
             raise ValueError(f"WorldModelDynamics: chunk_size must be >= 1 or None, got {chunk_size}")
+        self.precision = check_precision(precision, "WorldModelDynamics: precision")
+        check_compile(compile, "WorldModelDynamics: compile")
         self.model = model
         self.action_dim = int(model.action_dim)
         self.num_past = int(model.num_past)
@@ -65,6 +78,7 @@ class WorldModelDynamics:
         # a seeded rollout is the same on CPU and CUDA.
         self.generator = None if seed is None else torch.Generator().manual_seed(int(seed))
         self.common_noise = bool(common_noise)
+        self.compiled_methods = compile_world_model(model, None, compile)
 
     def check_state(self, state: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """(past_latents (P, ...), past_actions (P, A)) on the model's device, with clear errors."""
@@ -101,6 +115,7 @@ class WorldModelDynamics:
             )
         actions = actions.to(self.device)
         chunk_size = self.chunk_size or actions.shape[0]
+        precision = resolve_precision(self.precision, self.device, batch_size=min(chunk_size, actions.shape[0]))
         # One seed per call; every row's generator starts from it (the models take one per row).
         call_seed = int(torch.randint(2**62, (1,), generator=self.generator)) if self.common_noise else None
         predictions = []
@@ -109,15 +124,15 @@ class WorldModelDynamics:
             generator = self.generator
             if call_seed is not None:
                 generator = [torch.Generator().manual_seed(call_seed) for _ in range(batch)]
-            predictions.append(
-                self.model.rollout(
+            with autocast(precision, self.device):
+                predicted = self.model.rollout(
                     past_latents.expand(batch, *past_latents.shape).contiguous(),  # (n, P, ...)
                     past_actions.expand(batch, *past_actions.shape).contiguous(),  # (n, P, A)
                     future_actions,
                     generator=generator,
                     **self.sampling,
                 )
-            )
+            predictions.append(predicted.float() if predicted.is_floating_point() else predicted)
         return torch.cat(predictions, dim=0)  # (N, H, ...)
 
 

@@ -52,8 +52,9 @@ def noisy_objective(model, batch):
 
 
 def tiny_config(**overrides):
+    # fp32: these tests compare runs for equality (DDP vs one process, resume); bf16 is tests/test_precision.py's
     values = dict(steps=12, batch_size=8, lr=1e-2, warmup_steps=2, ema_decay=0.9, log_every=1, val_every=4,
-                  val_batches=2, save_every=4, num_workers=0, device="cpu", seed=0)
+                  val_batches=2, save_every=4, num_workers=0, device="cpu", seed=0, precision="fp32")
     values.update(overrides)
     return TrainConfig(**values)
 

@@ -197,15 +197,33 @@ def _check_arguments(model, horizon: int, batch_size: int, readout: str | None) 
     return readout
 
 
-def _rollouts(model, context, past_actions, future_actions, other_actions, options: dict, seed: int):
+def _rollouts(model, context, past_actions, future_actions, other_actions, options: dict, seed: int,
+              precision: str = "fp32"):
     """(true-action rollout, other-action rollout), both drawn with the same seed: delta-PSNR then
-    measures the actions, not the noise."""
+    measures the actions, not the noise. `precision`: a resolved one ("fp32" or "bf16")."""
+    from models.precision import autocast
+
     device = context.device
-    true_rollout = model.rollout(context, past_actions, future_actions.to(device),
-                                 generator=_generator(device, seed), **options)
-    other_rollout = model.rollout(context, past_actions, other_actions.to(device),
-                                  generator=_generator(device, seed), **options)
-    return true_rollout, other_rollout
+    with autocast(precision, device):
+        true_rollout = model.rollout(context, past_actions, future_actions.to(device),
+                                     generator=_generator(device, seed), **options)
+        other_rollout = model.rollout(context, past_actions, other_actions.to(device),
+                                      generator=_generator(device, seed), **options)
+    return _as_float32(true_rollout), _as_float32(other_rollout)
+
+
+def _as_float32(rollout: torch.Tensor) -> torch.Tensor:
+    return rollout.float() if rollout.is_floating_point() else rollout
+
+
+def _speed_settings(model, tokenizer, batch_size: int, precision: str, compile) -> str:
+    """The resolved precision for batches of `batch_size`, after compiling as asked (models.compiled)."""
+    from models.compiled import compile_world_model
+    from models.precision import resolve_precision
+
+    resolved = resolve_precision(precision, _model_device(model), batch_size=batch_size)
+    compile_world_model(model, tokenizer if hasattr(tokenizer, "decoder") else None, compile)
+    return resolved
 
 
 def _sampling_options(steps, cfg_scale, temperature, readout) -> dict:
@@ -251,6 +269,8 @@ def evaluate_world_model(
     frames=None,
     cross_chunks: bool = False,
     progress: bool = True,
+    precision: str = "auto",
+    compile: bool | str = False,
 ) -> dict[str, Any]:
     """Run the protocol; returns lists per horizon (keys METRIC_KEYS) plus `horizons`, `episodes`, ...
 
@@ -267,9 +287,14 @@ def evaluate_world_model(
     is Masked-HWM's (see `MaskedHWM.predict`); None means the checkpoint's `model.readout`.
     `cross_chunks` (1X tokens) lets windows span adjacent chunks, as the model was trained.
     `probe` (a `models.probe.StateProbe`, per-frame tokenizers) adds the long-horizon scores of
-    the module docstring (`ProbeScores.results`).
+    the module docstring (`ProbeScores.results`). `precision` ("auto", "fp32", "bf16";
+    `models.precision`, resolved for `batch_size`) covers the rollouts and the decoding of
+    predicted and reconstructed frames; `compile` (False, True, "auto") compiles the model's
+    and the decoder's hot methods (`models.compiled`).
     """
     from tqdm.auto import tqdm
+
+    from models.precision import autocast
 
     if isinstance(split, (str, os.PathLike)):
         from models.data.open import open_split
@@ -285,7 +310,7 @@ def evaluate_world_model(
         return evaluate_latent_windows(
             model, tokenizer, windows, open_raw_frames(split, tokenizer.image_size, frames), horizon,
             episodes=episodes, seed=seed, steps=steps, cfg_scale=cfg_scale, temperature=temperature,
-            readout=readout, batch_size=batch_size, progress=progress)
+            readout=readout, batch_size=batch_size, progress=progress, precision=precision, compile=compile)
     if frames is not None:
         raise ValueError("frames applies to temporal tokenizers only; a per-frame tokenizer encodes the split's "
                          "own frames")
@@ -313,6 +338,7 @@ def evaluate_world_model(
     scores = HorizonScores(horizon)
     probe_scores = ProbeScores(probe, targets.groups, horizon) if probe is not None else None
     options = _sampling_options(steps, cfg_scale, temperature, readout)
+    precision = _speed_settings(model, tokenizer, batch_size, precision, compile)
     began = time.perf_counter()
     for first in tqdm(range(0, count, batch_size), desc="eval", unit="batch", disable=not progress):
         part = slice(first, min(first + batch_size, count))
@@ -330,11 +356,13 @@ def evaluate_world_model(
         else:
             context = tokenizer.encode(past_frames)
         true_rollout, other_rollout = _rollouts(model, context.to(device), past_actions, future_actions[part],
-                                                other_actions[part], options, seed + first)
+                                                other_actions[part], options, seed + first, precision)
         decode = tokenizer.decode_digits if readout == "mean" else tokenizer.decode
-        predicted = decode(true_rollout).cpu()  # (b, horizon, H, W, 3) uint8
-        predicted_other = decode(other_rollout).cpu()
-        reconstructed = tokenizer.decode(tokenizer.encode(truth)).cpu()
+        true_latents = tokenizer.encode(truth)
+        with autocast(precision, device):  # the tokenizer decodes in the model's precision
+            predicted = decode(true_rollout).cpu()  # (b, horizon, H, W, 3) uint8
+            predicted_other = decode(other_rollout).cpu()
+            reconstructed = tokenizer.decode(true_latents).cpu()
         last = past_frames[:, -1:].expand_as(truth)  # copy-last-frame baseline
         flat = [frames.reshape(-1, *truth.shape[2:])
                 for frames in (predicted, predicted_other, reconstructed, last, truth)]
@@ -350,7 +378,7 @@ def evaluate_world_model(
     if probe_scores is not None:
         results.update(probe_scores.results())
     results.update(episodes=count, seed=seed, num_past=num_past, frame_stride=frame_stride,
-                   steps=steps, cfg_scale=cfg_scale, temperature=temperature, readout=readout,
+                   steps=steps, cfg_scale=cfg_scale, temperature=temperature, readout=readout, precision=precision,
                    context_source="pre-encoded" if pre_encoded is not None else "tokenizer",
                    windows=window_list, seconds=time.perf_counter() - began)
     return results
@@ -631,6 +659,8 @@ def evaluate_latent_windows(
     readout: str | None = None,
     batch_size: int = 16,
     progress: bool = True,
+    precision: str = "auto",
+    compile: bool | str = False,
 ) -> dict[str, Any]:
     """The protocol on windows of pre-encoded latents/tokens of a temporal tokenizer (module docstring).
 
@@ -655,6 +685,7 @@ def evaluate_latent_windows(
     count = len(chosen)
     device = _model_device(model)
     future_actions, other_actions, window_list = _window_actions(windows, chosen, ("shard", "segment", "start"))
+    precision = _speed_settings(model, None, batch_size, precision, compile)
 
     scores = HorizonScores(horizon)
     frames_per_horizon = np.zeros(horizon, dtype=np.int64)
@@ -669,7 +700,7 @@ def evaluate_latent_windows(
         past_actions = torch.stack([item["past_actions"] for item in items]).to(device)
         layouts = [chunk_layout(windows, i, period) for i in chosen[part]]
         true_rollout, other_rollout = _rollouts(model, past.to(device), past_actions, future_actions[part],
-                                                other_actions[part], options, seed + first)
+                                                other_actions[part], options, seed + first, precision)
         decoded = {name: _decode_windows(tokenizer, layouts, past, latents.cpu(), num_past)
                    for name, latents in (("predicted", true_rollout), ("other", other_rollout), ("recon", future))}
         frame_lists = {name: [] for name in ("predicted", "other", "recon", "last", "truth")}
@@ -695,7 +726,7 @@ def evaluate_latent_windows(
     results = scores.results()
     results.update(episodes=count, seed=seed, num_past=num_past, temporal_compression=period,
                    frames_per_horizon=frames_per_horizon.tolist(),
-                   steps=steps, cfg_scale=cfg_scale, temperature=temperature, readout=readout,
+                   steps=steps, cfg_scale=cfg_scale, temperature=temperature, readout=readout, precision=precision,
                    context_source="pre-encoded", frames_source=str(frames.split.path),
                    windows=window_list, seconds=time.perf_counter() - began)
     return results

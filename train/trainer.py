@@ -6,7 +6,9 @@ it. Each feature is a few marked lines in `Trainer._train_step` / `Trainer.fit`:
 
 - AdamW (no weight decay on norms, biases, embeddings), linear warm-up + cosine decay
 - gradient clipping, EMA of the weights (a shadow copy; `ema_decay=0` turns it off)
-- bf16 autocast on CUDA, fp32 on CPU; `device="auto"`; optional `torch.compile`
+- `precision` "auto" | "fp32" | "bf16" (models/precision.py): "auto" trains in bf16 autocast
+  wherever the device computes bf16 natively (CUDA from Ampere on; CPUs with AVX-512 BF16 or
+  AMX, as this project's Zen 5 is), fp32 elsewhere; `device="auto"`; optional `torch.compile`
 - data parallel under `torchrun` (NCCL on GPU, gloo on CPU): DistributedSampler shards
   each global batch; gradients are averaged with one all-reduce after backward
 - checkpoints in `out_dir/checkpoints/step_XXXXXXX/` (weights, EMA, optimizer, step,
@@ -33,7 +35,6 @@ import random
 import re
 import shutil
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -86,6 +87,7 @@ class TrainConfig:
     wandb_project: str = "hwm"
     device: str = "auto"  # "auto" = cuda if available else cpu; or "cpu", "cuda", "cuda:1"
     compile: bool = False  # torch.compile the model for the objective's calls
+    precision: str = "auto"  # "auto" = bf16 autocast where the device has native bf16, else fp32; "fp32"; "bf16"
     init_from: str = ""  # checkpoint folder or shipped name whose weights start a new run ("" = random init)
     init_allow_new: bool = False  # with init_from: parameters the checkpoint lacks keep their initialisation
 
@@ -398,6 +400,9 @@ class Trainer:
 
         self.distributed = _setup_distributed(config.device)
         self.device = _resolve_device(config.device, self.distributed)
+        from models.precision import resolve_precision
+
+        self.precision = resolve_precision(config.precision, self.device, name="train.precision")
         if config.init_from and not checkpoint_dirs(out_dir):  # a resumed run starts from its own checkpoint
             new = initialize_from_checkpoint(model, config.init_from, checkpoint_config["family"],
                                              allow_new=config.init_allow_new)
@@ -577,7 +582,7 @@ class Trainer:
 
     def _train_step(self, train_model: nn.Module, batch: Any) -> tuple[torch.Tensor, Mapping[str, float], torch.Tensor]:
         train_model.train()  # (a torch.compile wrapper passes this on to the model)
-        with self._autocast():  # bf16 on CUDA, fp32 on CPU
+        with self._autocast():  # train.precision (bf16 autocast or fp32)
             loss, metrics = self.objective(train_model, batch)
         if loss.dim() != 0:
             raise ValueError(f"objective must return a scalar loss, got shape {tuple(loss.shape)}")
@@ -593,8 +598,10 @@ class Trainer:
         return loss, metrics, grad_norm
 
     def _autocast(self):
-        """bf16 autocast on CUDA; this project's CPUs have no bf16 (40x slower), so plain fp32 there."""
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
+        """The resolved `train.precision`: bf16 autocast (weights, gradients and optimizer stay fp32) or fp32."""
+        from models.precision import autocast
+
+        return autocast(self.precision, self.device)
 
     @torch.no_grad()
     def _update_ema(self, decay: float) -> None:

@@ -28,6 +28,7 @@ from models.flow.flow_matching import (
     velocity_target,
 )
 from models.flow.mmdit import MMDiT, FlowConfig
+from models.precision import model_autocast
 
 
 def _as_float_tensor(name: str, value) -> torch.Tensor:
@@ -192,7 +193,7 @@ class FlowHWM(WorldModel):
         if guided:  # conditional rows first, unconditional rows second; new tensors, inputs untouched
             past, past_actions, future_actions = (torch.cat([t, t]) for t in (past, past_actions, future_actions))
             drop = torch.arange(2 * batch, device=past.device) >= batch
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=past.device.type == "cuda")
+        autocast = model_autocast(past.device)  # the caller's precision, else bf16 on CUDA only
 
         def velocity(x: torch.Tensor, s: float) -> torch.Tensor:
             x_in = torch.cat([x, x]) if guided else x

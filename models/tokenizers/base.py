@@ -7,8 +7,6 @@ adapter are interchangeable. Bad input fails here, once, with the expected value
 """
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 from torch import nn
@@ -193,7 +191,8 @@ def unit_to_frames(images: torch.Tensor) -> torch.Tensor:
 
 
 def inference_autocast(device: torch.device):
-    """bf16 autocast on CUDA (fast, and Cosmos ships bf16 weights); plain fp32 elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    """The caller's precision (`models.precision.autocast`) when it chose one; else bf16 autocast on
+    CUDA (fast, and Cosmos ships bf16 weights) and plain fp32 elsewhere."""
+    from models.precision import model_autocast
+
+    return model_autocast(device)

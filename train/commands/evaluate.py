@@ -60,6 +60,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                              "frames show, per horizon, vs copy-last, the data mean and the true frames, and the "
                              "Fréchet distance of its features (per-frame tokenizers)")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda[:i]")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="inference precision of the rollouts and decoding (default auto: bf16 where the device "
+                             "has it natively and the batch is >= 16 on a CPU, else fp32; models/precision.py)")
+    parser.add_argument("--compile", choices=("off", "on", "auto"), default="off",
+                        help="torch.compile the model and decoder (default off: one evaluation is too short to "
+                             "repay a compilation on a CPU; models/compiled.py)")
     parser.set_defaults(func=run)
 
 
@@ -93,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         cfg_scale=args.cfg_scale, temperature=args.temperature, readout=args.readout, batch_size=args.batch_size,
         probe=probe, frame_stride=frame_stride(config, checkpoint), action_pooling=str(data.get("action_pooling", "mean")),
         tokenizer_dir=tokenizer_dir, frames=args.frames, cross_chunks=bool(data.get("cross_chunks", False)),
+        precision=args.precision, compile={"off": False, "on": True, "auto": "auto"}[args.compile],
     )
     results = {"checkpoint": str(args.checkpoint), "data": str(split_dir), "tokenizer": str(tokenizer_dir),
                "device": str(device), **({"probe": str(args.probe)} if probe is not None else {}), **results}
