@@ -33,8 +33,12 @@ class HWMVectorEnv(VectorEnv):
     | `single_action_space` | `Box(-1, 1, (A,), float32)`; `action_space` batches it to (N, A) |
     | `single_observation_space` | as `HWMEnv` for `obs_mode`; batched to (N, ...) |
     | rewards / terminations / truncations | (N,) float64 / bool / bool arrays |
-    | infos | `step` (N,), `latent` (N, ...) in rgb mode; same-step autoreset adds `final_obs` / `final_info` |
+    | infos | `step` (N,), `latent` (N, ...) in rgb mode, `is_success` / `task_error` (N,) with a `task`; same-step autoreset adds `final_obs` / `final_info` |
     | `autoreset_mode` | `"NextStep"` (default), `"SameStep"` or `"Disabled"` (then `reset(options={"reset_mask": m})`) |
+    | `precision`, `compile` | as `HWMEnv`; "auto" precision resolves for `num_envs` rows: bf16 from 16 envs on a bf16 CPU |
+
+    Batched steps equal single-env steps when both run in the same precision: "auto" may
+    pick bf16 here and fp32 for the single env; pass `precision="fp32"` to both to compare.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 15, "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -53,6 +57,10 @@ class HWMVectorEnv(VectorEnv):
         device: str = "auto",
         max_episode_steps: int | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        task=None,
+        probe: str | os.PathLike = "probe-default",
+        precision: str = "auto",
+        compile: bool | str = False,
     ):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
@@ -71,8 +79,9 @@ class HWMVectorEnv(VectorEnv):
         if render_mode is not None and render_mode != "rgb_array":
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.num_envs = int(num_envs)
-        self.runner = WorldModelRunner(checkpoint, device, steps=steps, cfg_scale=cfg_scale, temperature=temperature)
-        self.imagination = ImaginationBatch(self.runner, self.num_envs, obs_mode, context_source, reward_fn)
+        self.runner = WorldModelRunner(checkpoint, device, steps=steps, cfg_scale=cfg_scale, temperature=temperature,
+                                       precision=precision, compile=compile, num_envs=self.num_envs)
+        self.imagination = ImaginationBatch(self.runner, self.num_envs, obs_mode, context_source, reward_fn, task, probe)
         self.obs_mode = obs_mode
         self.render_mode = render_mode
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
@@ -155,6 +164,7 @@ class HWMVectorEnv(VectorEnv):
         rewards[step_indices] = imagination.step(step_indices, actions[step_indices], step_rngs)  # ONE model call
         if self.max_episode_steps is not None:
             truncations[step_indices] = imagination.elapsed_steps[step_indices] >= self.max_episode_steps
+        truncations[step_indices] |= imagination.task_truncated(step_indices)
         done = np.flatnonzero(terminations | truncations).tolist()
 
         infos: dict[str, Any] = {}

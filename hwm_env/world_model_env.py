@@ -14,7 +14,6 @@ under `reset(seed=...)` and batched steps equal to single-env steps.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import warnings
 from typing import Any, Callable, Sequence
@@ -66,7 +65,11 @@ def check_sampler(steps, cfg_scale, temperature) -> dict:
 class WorldModelRunner:
     """A world-model checkpoint with its tokenizer: encode, predict the next latent, decode.
 
-    All tensors stay on `device`; numpy goes in and out at the edges.
+    All tensors stay on `device`; numpy goes in and out at the edges. `precision` ("auto",
+    "fp32", "bf16") is resolved once for batches of `num_envs` (`models.precision`) and
+    covers prediction and decoding (the context encoding stays in the device's default);
+    `compile` (False, True, "auto") compiles the model's and the decoder's hot methods
+    (`models.compiled`; "auto" compiles once the env has run long enough to repay it).
     """
 
     def __init__(
@@ -76,8 +79,14 @@ class WorldModelRunner:
         steps: int | None = None,
         cfg_scale: float | None = None,
         temperature: float | None = None,
+        precision: str = "auto",
+        compile: bool | str = False,
+        num_envs: int = 1,
     ):
         import torch
+
+        from models.compiled import check_compile
+        from models.precision import check_precision
 
         from models.checkpoint import frame_stride, read_config, resolve_checkpoint
         from models.loading import load_world_model_and_tokenizer, nested_tokenizer_dir
@@ -105,6 +114,8 @@ class WorldModelRunner:
                 "feed one action per latent frame (train with action_pooling='mean')"
             )
         self.sampler_kwargs = check_sampler(steps, cfg_scale, temperature)
+        check_precision(precision)
+        check_compile(compile)
         # A Masked-HWM whose checkpoint reads out each token's expected FSQ digits shows those, decoded;
         # its window slides on the nearest tokens (as in `MaskedHWM.rollout`).
         self.mean_readout = getattr(self.model.config, "readout", "tokens") == "mean"
@@ -130,6 +141,23 @@ class WorldModelRunner:
         self.fps = (self.config.get("fps") or DEFAULT_FPS) / self.frame_stride
         self.action_names = self.config.get("action_names")
         self.action_low, self.action_high = self._action_bounds()
+        self._set_speed(precision, compile, num_envs)
+
+    def _set_speed(self, precision: str, compile: bool | str, num_envs: int) -> None:
+        """Resolve the precision for this batch size and install the compiled methods."""
+        from models.compiled import compile_world_model
+        from models.precision import resolve_precision
+
+        self.precision = resolve_precision(precision, self.device, batch_size=num_envs)
+        tokenizer = self.tokenizer if hasattr(self.tokenizer, "decoder") else None  # built-in tokenizers only
+        self.compiled_methods = compile_world_model(self.model, tokenizer, compile)
+
+    @property
+    def compile_report(self) -> dict:
+        """Whether compiled code runs, its first compilation's seconds, and what fell back to eager."""
+        from models.compiled import compile_report
+
+        return compile_report(self.compiled_methods)
 
     def _check_model_matches_tokenizer(self, tokenizer_dir) -> None:
         """The model's latent layout must be what the nested tokenizer produces."""
@@ -227,11 +255,10 @@ class WorldModelRunner:
         """
         import torch
 
+        from models.precision import autocast
+
         def call(generator):
-            autocast = (
-                torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
-            )
-            with torch.no_grad(), autocast, call_threads(len(seeds), self.device.type):
+            with torch.no_grad(), autocast(self.precision, self.device), call_threads(len(seeds), self.device.type):
                 return self.model.predict(
                     past_latents, past_actions, actions[:, None],  # future_actions (N, 1, A)
                     generator=generator, **self.sampler_kwargs,
@@ -262,7 +289,9 @@ class WorldModelRunner:
 
     def decode(self, view) -> np.ndarray:
         """Latents (N, ...), or a mean readout's FSQ digits (N, h, w, d) float -> uint8 frames (N, H, W, 3)."""
-        with call_threads(len(view), self.device.type):
+        from models.precision import autocast
+
+        with call_threads(len(view), self.device.type), autocast(self.precision, self.device):
             if self.kind != "continuous" and view.is_floating_point():
                 return self.tokenizer.decode_digits(view[:, None])[:, 0].cpu().numpy()
             return self.tokenizer.decode(view[:, None])[:, 0].cpu().numpy()  # (N, 1, H, W, 3) -> (N, H, W, 3)
@@ -296,6 +325,8 @@ class ImaginationBatch:
         obs_mode: str = "rgb",
         context_source="sim",
         reward_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], float] | None = None,
+        task=None,
+        probe: str | os.PathLike = "probe-default",
     ):
         import torch
 
@@ -309,9 +340,28 @@ class ImaginationBatch:
         self.num_envs = num_envs
         self.obs_mode = obs_mode
         self.reward_fn = reward_fn
-        self.context_source = make_context_source(
-            context_source, runner.num_past, runner.image_size, runner.action_dim, runner.frame_stride
-        )
+        self.task_reward = None  # hwm_env.imagined_task.ProbeTaskReward when the env poses a task
+        if task is not None:
+            from hwm_env.imagined_task import ProbeTaskReward, TaskContextSource
+            from hwm_env.tasks import make_task
+
+            task = make_task(task) if isinstance(task, str) else task
+            if reward_fn is not None:
+                raise ValueError(f"give either task ('{task.name}') or reward_fn, not both: the task defines the reward")
+            if str(context_source) != "sim":
+                raise ValueError(f"task '{task.name}' starts from its own start distribution in the simulator; "
+                                 f"context_source must be 'sim', got {str(context_source)!r}")
+            self.task_reward = ProbeTaskReward(task, probe, device=runner.device)
+            self.task_reward.check_image_size(runner.image_size)
+            self.context_source = TaskContextSource(
+                task, runner.num_past, runner.image_size, runner.action_dim, runner.frame_stride)
+        else:
+            self.context_source = make_context_source(
+                context_source, runner.num_past, runner.image_size, runner.action_dim, runner.frame_stride
+            )
+        self.task_episodes: list[Any] = [None] * num_envs
+        self.task_errors = np.full(num_envs, np.nan)
+        self.task_successes = np.zeros(num_envs, dtype=bool)
         latent_dtype = torch.float32 if runner.kind == "continuous" else torch.int64
         device = runner.device
         num_past, height, width = runner.num_past, *runner.image_size
@@ -331,8 +381,12 @@ class ImaginationBatch:
 
     @property
     def needs_frames(self) -> bool:
-        """Decode every step? Only if the obs or the reward looks at pixels."""
-        return self.obs_mode != "latent" or self.reward_fn is not None
+        """Decode every step? Only if the obs or the reward looks at pixels (a task's probe does)."""
+        return self.obs_mode != "latent" or self.reward_fn is not None or self.task_reward is not None
+
+    @property
+    def task(self):
+        return None if self.task_reward is None else self.task_reward.task
 
     # --- reset ----------------------------------------------------------------------------
 
@@ -362,6 +416,9 @@ class ImaginationBatch:
                 raise ValueError(f"unknown reset options {unknown}; known: {list(RESET_OPTION_KEYS)}")
             if ("frames" in options) != ("actions" in options):
                 raise ValueError("reset options 'frames' and 'actions' go together (the actions led into the frames)")
+            if "frames" in options and self.task_reward is not None:
+                raise ValueError(f"task '{self.task.name}': an episode starts from the task's start distribution; "
+                                 "reset options 'frames'/'actions' cannot be given")
             if "frames" in options:
                 given.append(check_context(
                     options["frames"], options["actions"], runner.num_past, runner.image_size, runner.action_dim
@@ -386,6 +443,11 @@ class ImaginationBatch:
             self.has_goal[indices[row]] = True
         self.frames[indices] = np.stack([context.frames[-1] for context in contexts])
         self.frame_is_current[indices] = True  # the reset observation is the real last context frame
+        for i, context in zip(indices, contexts):
+            self.task_episodes[i] = context.task_episode
+        if self.task_reward is not None:
+            _, errors, successes = self.task_reward(self.frames[indices], [self.task_episodes[i] for i in indices])
+            self.task_errors[indices], self.task_successes[indices] = errors, successes
         self.elapsed_steps[indices] = 0
         self.is_reset[indices] = True
 
@@ -421,6 +483,10 @@ class ImaginationBatch:
         return self._rewards(indices, next_latents, actions)
 
     def _rewards(self, indices: list[int], next_latents, actions: np.ndarray) -> list[float]:
+        if self.task_reward is not None:
+            rewards, errors, successes = self.task_reward(self.frames[indices], [self.task_episodes[i] for i in indices])
+            self.task_errors[indices], self.task_successes[indices] = errors, successes
+            return rewards.tolist()
         if self.reward_fn is not None:
             latents = next_latents.cpu().numpy()
             return [
@@ -472,7 +538,16 @@ class ImaginationBatch:
         info: dict[str, Any] = {"step": int(self.elapsed_steps[i])}
         if self.obs_mode == "rgb":
             info["latent"] = self.latent(i)
+        if self.task_reward is not None:  # the probe's reading of the imagined frame, not the truth
+            info["is_success"] = bool(self.task_successes[i])
+            info["task_error"] = float(self.task_errors[i])
         return info
+
+    def task_truncated(self, indices: Sequence[int]) -> np.ndarray:
+        """(n,) bool: the task's episode length reached (all False without a task)."""
+        if self.task_reward is None:
+            return np.zeros(len(indices), dtype=bool)
+        return self.elapsed_steps[list(indices)] >= self.task.max_episode_steps
 
     def close(self) -> None:
         self.context_source.close()
@@ -514,10 +589,26 @@ class HWMEnv(gym.Env):
     discrete tokenizers); else 0.0. Never terminates; `max_episode_steps` (200 for the
     registered ids) truncates.
 
+    ## Tasks (`task="aim" | "look-at" | "reach" | "push"`)
+    The env poses the same task as `HWM-Sim-v0(task=...)` (`hwm_env/tasks`): each reset starts
+    from the task's start distribution (drawn in the simulator; its settle frames are the
+    context), the reward is the task's reward of what the state probe (`probe`, default the
+    shipped `probe-default`) reads off each predicted frame, `info["is_success"]` and
+    `info["task_error"]` are the probe's reading (not the truth), and the episode truncates at
+    the task's length. A probe without the targets the task needs is refused at construction.
+
     ## Sampler
     `steps` (flow steps / MaskGIT steps), `cfg_scale` (Flow only), `temperature` (Masked
     only); None = the checkpoint's default. All noise comes from `np_random`, so the env is
     deterministic under `reset(seed=...)`.
+
+    ## Speed
+    `precision`: "auto" (default; fp32 for a single env on the CPU, where bf16 measured
+    slower at batch 1, bf16 on CUDA), "fp32", or "bf16" (ValueError where the device has no
+    native bf16); see `models.precision`. `compile`: False (default), True, or "auto"
+    (compile once the env has spent about one compilation's time stepping); a compiler
+    failure warns and runs eager; `env.unwrapped.runner.compile_report` has the compile
+    time. See `models.compiled`.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": DEFAULT_FPS}
@@ -533,13 +624,18 @@ class HWMEnv(gym.Env):
         cfg_scale: float | None = None,
         temperature: float | None = None,
         device: str = "auto",
+        task=None,
+        probe: str | os.PathLike = "probe-default",
+        precision: str = "auto",
+        compile: bool | str = False,
     ):
         if obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode must be one of {OBS_MODES}, got {obs_mode!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        self.runner = WorldModelRunner(checkpoint, device, steps=steps, cfg_scale=cfg_scale, temperature=temperature)
-        self.imagination = ImaginationBatch(self.runner, 1, obs_mode, context_source, reward_fn)
+        self.runner = WorldModelRunner(checkpoint, device, steps=steps, cfg_scale=cfg_scale, temperature=temperature,
+                                       precision=precision, compile=compile, num_envs=1)
+        self.imagination = ImaginationBatch(self.runner, 1, obs_mode, context_source, reward_fn, task, probe)
         self.obs_mode = obs_mode
         self.render_mode = render_mode
         self.action_space = self.runner.action_space()
@@ -560,7 +656,13 @@ class HWMEnv(gym.Env):
             raise ResetNeeded("call reset() before step()")
         actions = self.runner.check_actions(action, None)  # (1, A)
         reward = self.imagination.step([0], actions, [self.np_random])[0]
-        return self.imagination.observation(0), reward, False, False, self.imagination.info(0)
+        truncated = bool(self.imagination.task_truncated([0])[0])
+        return self.imagination.observation(0), reward, False, truncated, self.imagination.info(0)
+
+    @property
+    def task(self):
+        """The task this env poses (`task=`), else None."""
+        return self.imagination.task
 
     def render(self):
         if self.render_mode != "rgb_array":

@@ -181,7 +181,9 @@ def test_a_mean_readout_checkpoint_shows_its_expected_digits_and_slides_on_the_n
     past = runner.tokenizer.encode(context["frames"][None])
     digits = runner.model.predict(past, torch.from_numpy(context["actions"])[None], torch.from_numpy(action)[None, None],
                                   steps=1, readout="mean")
-    np.testing.assert_array_equal(frame, runner.tokenizer.decode_digits(digits)[0, 0].numpy())
+    # the env decodes a single frame on one thread, this call on two: float rounding may move a pixel by 1 level
+    expected = runner.tokenizer.decode_digits(digits)[0, 0].numpy().astype(int)
+    assert np.abs(frame.astype(int) - expected).max() <= 1 and (frame != expected).mean() < 1e-3
     np.testing.assert_array_equal(info["latent"], digits_to_tokens(digits, runner.model.levels)[0, 0].numpy())
     latent = HWMEnv(checkpoint=checkpoint, obs_mode="latent", steps=1, render_mode="rgb_array")  # decoded on demand
     latent.reset(seed=0, options=context)
