@@ -81,7 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--json", default=None, help="write the rows here (and the Markdown table beside it, .md)")
     parser.add_argument("--update", action="store_true",
-                        help="with --json: replace only the rows of the models run now, keep the file's other rows")
+                        help="with --json: replace only the rows of the models and planners run now, keep the file's "
+                        "other rows")
 
 
 def protocol_from_args(args: argparse.Namespace) -> Protocol:
@@ -133,8 +134,9 @@ def run_planning_command(args: argparse.Namespace) -> int:
     kept = []  # rows of models not run now, from the file being updated
     if args.update and json_path.is_file():
         try:
+            run_now = {planner.upper() for planner in planners} | {"none"}  # baselines plan with nothing
             kept = [row for row in json.loads(json_path.read_text())
-                    if row["model"] not in models or row.get("task") != protocol.task]
+                    if row["model"] not in models or row["planner"] not in run_now or row.get("task") != protocol.task]
         except (ValueError, TypeError, KeyError) as error:
             raise ValueError(f"{json_path}: not a planning results file to update ({error})") from error
 

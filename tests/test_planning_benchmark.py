@@ -87,6 +87,12 @@ def test_update_replaces_only_the_rows_run_now(quick_run, tmp_path, capsys):
     assert [(r["model"], r["planner"]) for r in updated] == [(r["model"], r["planner"]) for r in rows]
     assert [r for r in updated if r["model"] != "hold"] == [r for r in rows if r["model"] != "hold"]
     assert results.with_suffix(".md").read_text().count("\n| ") == 1 + len(rows)
+    # one planner of a model: its other planner's row stays
+    assert main(["bench", "planning", "--quick", "--models", "oracle", "--planners", "cem", "--json", str(results),
+                 "--update", "--threads", "2", "--device", "cpu"]) == 0
+    before, updated = updated, json.loads(results.read_text())
+    assert [(r["model"], r["planner"]) for r in updated] == [(r["model"], r["planner"]) for r in rows]
+    assert [r for r in updated if r["planner"] != "CEM"] == [r for r in before if r["planner"] != "CEM"]
     capsys.readouterr()
     assert main(["bench", "planning", "--quick", "--models", "hold", "--update"]) == 2
     assert "--update needs --json" in capsys.readouterr().err
