@@ -11,7 +11,7 @@ benchmarks/results/speed_settings.md). Hence the rule of `resolve_precision("aut
 | device | "auto" gives |
 |---|---|
 | CUDA with bf16 (Ampere and newer) | bf16 (what the models always used on CUDA) |
-| CPU with native bf16 (AVX-512 BF16 or AMX) | bf16 for batches >= `CPU_BF16_MIN_BATCH` (and training), fp32 below |
+| CPU with native bf16 (AVX-512 BF16 or AMX) | bf16 for batches >= `CPU_BF16_MIN_BATCH` (32) and training, fp32 below |
 | anything else | fp32 |
 
 "bf16" where the device has no native bf16 raises ValueError rather than falling back:
@@ -32,9 +32,12 @@ from typing import Iterator
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16")
-# Smallest batch at which bf16 autocast measured faster than fp32 for both world-model
-# families on the 2-core CPU (Masked-HWM breaks even at 16, Flow-HWM already gains at 4).
-CPU_BF16_MIN_BATCH = 16
+# Smallest batch given bf16 by "auto" on a CPU. On a quiet machine Flow-HWM gains from batch 4
+# (1.15x) and Masked-HWM only breaks even at 16 (0.99x); on a loaded one (load average 5-7 on
+# the 2 cores) bf16 lost at 16 (a CEM replan of 16 samples 3x slower) and still won at 64 for
+# Flow-HWM. 32 keeps the planners' 16-candidate batches and `hwm eval model`'s batches of 16 in
+# fp32 and gives bf16 to the 64-env vector env and training.
+CPU_BF16_MIN_BATCH = 32
 
 _chosen: contextvars.ContextVar[str | None] = contextvars.ContextVar("hwm_precision", default=None)
 

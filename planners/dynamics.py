@@ -44,7 +44,7 @@ class WorldModelDynamics:
     (common random numbers): costs then differ only through the actions, not through each
     candidate's own draw of a stochastic sampler, which otherwise swamps a small action effect.
     `precision` ("auto", "fp32", "bf16"; `models.precision`) is resolved per call for its chunk's
-    batch: "auto" is bf16 for planning batches of 16 and more on a bf16 CPU. `compile` (False,
+    batch: "auto" is bf16 for planning batches of 32 and more on a bf16 CPU. `compile` (False,
     True, "auto"; `models.compiled`) compiles the model's hot methods in place (its weights and
     state_dict untouched); "auto" compiles once about one compilation's time was spent eager.
     """

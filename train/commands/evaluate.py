@@ -62,7 +62,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda[:i]")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="inference precision of the rollouts and decoding (default auto: bf16 where the device "
-                             "has it natively and the batch is >= 16 on a CPU, else fp32; models/precision.py)")
+                             "has it natively and the batch is >= 32 on a CPU, else fp32; models/precision.py)")
     parser.add_argument("--compile", choices=("off", "on", "auto"), default="off",
                         help="torch.compile the model and decoder (default off: one evaluation is too short to "
                              "repay a compilation on a CPU; models/compiled.py)")
