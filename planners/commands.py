@@ -78,6 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="tiny settings for a smoke test: 2 episodes of 4 frames, 6 samples, 1 iteration")
     parser.add_argument("--device", default="auto", help="torch device for the models (default: cuda if available)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="world-model inference precision (models/precision.py; default auto: bf16 where the "
+                        "device has it and the batch of candidates is large enough to gain)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--json", default=None, help="write the rows here (and the Markdown table beside it, .md)")
     parser.add_argument("--update", action="store_true",
@@ -158,7 +161,8 @@ def run_planning_command(args: argparse.Namespace) -> int:
         models, planners, flow=args.flow or "flow-default", masked=args.masked or "masked-default",
         oracle_tokenizer=args.oracle_tokenizer, protocol=protocol, planner_overrides=overrides, quick=args.quick,
         sampling_steps={"flow": args.flow_steps, "masked": args.masked_steps}, required=sorted(required),
-        device=device, log=lambda message: tqdm.write(f"hwm bench planning: {message}"), on_row=save,
+        device=device, precision=args.precision, log=lambda message: tqdm.write(f"hwm bench planning: {message}"),
+        on_row=save,
     )
     save(rows)
     print(markdown_table(add_oracle_gaps(rows)))

@@ -302,10 +302,12 @@ def test_image_cost_plans_every_model_kind(checkpoints, tmp_path):
     out = tmp_path / "image.json"
     assert main(["bench", "planning", "--quick", "--models", "flow,masked,oracle", "--planners", "cem",
                  "--flow", str(checkpoints["flow"]), "--masked", str(checkpoints["masked"]), "--cost", "image",
-                 "--cost-blur", "2", "--json", str(out), "--threads", "2", "--device", "cpu"]) == 0
+                 "--cost-blur", "2", "--precision", "fp32", "--json", str(out), "--threads", "2",
+                 "--device", "cpu"]) == 0
     rows = json.loads(out.read_text())
     assert [row["model"] for row in rows] == ["flow", "masked", "oracle"]
     assert all(row["protocol"]["cost"] == "image" and row["protocol"]["cost_blur"] == 2.0 for row in rows)
+    assert [row.get("precision") for row in rows] == ["fp32", "fp32", None]  # --precision fp32; the oracle has none
     assert all(np.isfinite(row["final_error_mean"]) for row in rows)
     assert "MSE of decoded frames to the goal image, both blurred (sigma 2 px)" in out.with_suffix(".md").read_text()
 

@@ -41,7 +41,8 @@ class FinalFrameCost:
 class WorldModelPlanning:
     """Plans in a Flow-HWM or Masked-HWM checkpoint: latent rollouts from the encoded context."""
 
-    def __init__(self, kind: str, checkpoint, device: str = "cpu", sampling_steps: int | None = None):
+    def __init__(self, kind: str, checkpoint, device: str = "cpu", sampling_steps: int | None = None,
+                 precision: str = "auto"):
         from models.checkpoint import frame_stride, read_config, resolve_checkpoint
         from planners.dynamics import load_world_model_dynamics
 
@@ -61,12 +62,13 @@ class WorldModelPlanning:
         # Data frames per latent frame: a stride-k model predicts the frame k ahead in one step.
         self.frame_stride = frame_stride(config, self.checkpoint)
         self.sampling_steps = sampling_steps
+        self.precision = precision  # models.precision: "auto" resolves per call for the batch of candidates
 
     def describe(self) -> dict:
         steps = self.sampling_steps or getattr(self.model.config, "num_sampling_steps", None)
         return {"checkpoint": self.checkpoint, "sampling_steps": steps,
                 "cfg_scale": getattr(self.model.config, "cfg_scale", None),
-                "num_past": self.num_past, "frame_stride": self.frame_stride,
+                "num_past": self.num_past, "frame_stride": self.frame_stride, "precision": self.precision,
                 "cost_tokenizer": f"{self.checkpoint}/tokenizer"}
 
     def model_steps_per_hold(self, action_repeat: int) -> int:
@@ -94,7 +96,7 @@ class WorldModelPlanning:
         from planners.dynamics import WorldModelDynamics
 
         self.model_steps_per_hold(protocol.action_repeat)
-        dynamics = WorldModelDynamics(self.model, steps=self.sampling_steps, seed=seed)
+        dynamics = WorldModelDynamics(self.model, steps=self.sampling_steps, seed=seed, precision=self.precision)
         context = self.start_context(episode.context_frames, episode.context_actions)
         return (dynamics, goal_cost(self.tokenizer, episode, protocol, task, probe),
                 HeldActionContext(context, self.frame_stride))

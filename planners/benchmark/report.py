@@ -78,6 +78,8 @@ def format_settings(row: dict) -> str:
     text = " ".join(parts) if parts else "-"
     if row.get("sampling_steps"):
         text += f", {row['sampling_steps']} sampling steps"
+    if row.get("precision") in ("fp32", "bf16"):
+        text += f", {row['precision']}"
     if (row.get("frame_stride") or 1) > 1:
         text += f", frame stride {row['frame_stride']}"
     return text

@@ -69,9 +69,9 @@ def run_baseline_episode(env, task, episode: Episode, baseline: str, protocol: P
     return score(env, task, episode)
 
 
-def _load_world_model(kind, checkpoint, device, sampling_steps, required, log):
+def _load_world_model(kind, checkpoint, device, sampling_steps, required, log, precision="auto"):
     try:
-        return WorldModelPlanning(kind, checkpoint, device=device, sampling_steps=sampling_steps)
+        return WorldModelPlanning(kind, checkpoint, device=device, sampling_steps=sampling_steps, precision=precision)
     except FileNotFoundError as error:
         if kind in required:
             raise FileNotFoundError(f"{MODEL_LABELS[kind]} rows: {error}") from error
@@ -121,6 +121,7 @@ def run_planning_benchmark(
     sampling_steps: dict[str, int | None] | None = None,
     required: Sequence[str] = (),
     device: str = "cpu",
+    precision: str = "auto",
     progress: bool = True,
     log: Callable[[str], None] = print,
     on_row: Callable[[list[dict]], None] | None = None,
@@ -133,6 +134,7 @@ def run_planning_benchmark(
     `required`: model names that must run; a missing checkpoint for any other world model
     (or for the oracle's cost tokenizer) skips its rows with a message through `log`.
     `on_row(rows_so_far)` is called after every row (e.g. to save partial results).
+    `precision` ("auto", "fp32", "bf16"; `models.precision`) is the world models' inference precision.
     """
     from tqdm.auto import tqdm
 
@@ -167,7 +169,8 @@ def run_planning_benchmark(
     sampling_steps = {"flow": None, "masked": None, **(sampling_steps or {})}
     checkpoints = {"flow": flow, "masked": masked}
 
-    world_models = {kind: _load_world_model(kind, checkpoints[kind], device, sampling_steps.get(kind), required, log)
+    world_models = {kind: _load_world_model(kind, checkpoints[kind], device, sampling_steps.get(kind), required, log,
+                                            precision)
                     for kind in WORLD_MODELS if kind in models}
     oracle = None
     if "oracle" in models:
