@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                 save({"kind": "single", "what": f"{family} single env, rgb step",
                       "settings": bench_envs(checkpoint, False, 1, args.rounds, 20, settings_for("single"))})
             elif kind == "plan":
-                rows = bench_planning(checkpoint, args.rounds, 3, settings_for("plan"))
+                rows = bench_planning(checkpoint, args.rounds, 1, settings_for("plan"))
                 for samples in sorted({row["num_samples"] for row in rows}):
                     save({"kind": "plan", "what": f"{family} CEM replan, {samples} samples",
                           "settings": [row for row in rows if row["num_samples"] == samples]})
