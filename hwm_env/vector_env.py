@@ -35,7 +35,7 @@ class HWMVectorEnv(VectorEnv):
     | rewards / terminations / truncations | (N,) float64 / bool / bool arrays |
     | infos | `step` (N,), `latent` (N, ...) in rgb mode, `is_success` / `task_error` (N,) with a `task`; same-step autoreset adds `final_obs` / `final_info` |
     | `autoreset_mode` | `"NextStep"` (default), `"SameStep"` or `"Disabled"` (then `reset(options={"reset_mask": m})`) |
-    | `precision`, `compile` | as `HWMEnv`; "auto" precision resolves for `num_envs` rows: bf16 from 16 envs on a bf16 CPU |
+    | `precision`, `compile` | as `HWMEnv`; "auto" precision resolves for `num_envs` rows: bf16 from 32 envs on a bf16 CPU |
 
     Batched steps equal single-env steps when both run in the same precision: "auto" may
     pick bf16 here and fp32 for the single env; pass `precision="fp32"` to both to compare.
