@@ -184,6 +184,17 @@ class Task:
         actions = np.repeat(hold_action[None].astype(np.float32), self.settle_steps, axis=0)
         return frames, actions
 
+    def _settle_named_object(self, env: "HWMSimEnv", index: int, acceptable) -> tuple | None:
+        """Settle the start pose: (hold_action, frames, actions), or None to draw again when the named
+        object moved > 1 cm while settling (a reset can put a hand inside an object and throw it) or
+        `acceptable()` no longer holds after settling."""
+        placed = env.object_poses()[index, :3].copy()
+        hold = self._hold_action(env)
+        frames, actions = self._settle(env, hold)
+        if np.linalg.norm(env.object_poses()[index, :3] - placed) > 0.01 or not acceptable():
+            return None
+        return hold, frames, actions
+
     def _episode(self, env: "HWMSimEnv", seed: int, frames: np.ndarray, actions: np.ndarray,
                  hold_action: np.ndarray, object_index: int | None, target: np.ndarray,
                  goal_frame: np.ndarray | None = None) -> TaskEpisode:

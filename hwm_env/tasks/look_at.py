@@ -64,11 +64,10 @@ class LookAtTask(Task):
             index = int(rng.integers(len(env._object_bodies)))
             if not self._acceptable(env, index):  # cheap check before rendering the context
                 continue
-            placed = env.object_poses()[index, :3].copy()
-            hold = self._hold_action(env)
-            frames, actions = self._settle(env, hold)
-            if np.linalg.norm(env.object_poses()[index, :3] - placed) > 0.01 or not self._acceptable(env, index):
+            settled = self._settle_named_object(env, index, lambda: self._acceptable(env, index))
+            if settled is None:
                 continue
+            hold, frames, actions = settled
             direction = env.object_positions().reshape(-1, 3)[index].astype(np.float64)
             return self._episode(env, seed, frames, actions, hold, index, direction / np.linalg.norm(direction))
         raise RuntimeError(f"look-at: no acceptable start in {self.max_draws} draws from seed {seed}")

@@ -88,12 +88,10 @@ class PushTask(Task):
             direction = np.array([np.cos(angle), np.sin(angle), 0.0])
             if not self._acceptable(env, index, direction):
                 continue
-            placed = env.object_poses()[index, :3].copy()
-            hold = self._hold_action(env)
-            frames, actions = self._settle(env, hold)
-            if np.linalg.norm(env.object_poses()[index, :3] - placed) > 0.01 or not self._acceptable(
-                    env, index, direction):
+            settled = self._settle_named_object(env, index, lambda: self._acceptable(env, index, direction))
+            if settled is None:
                 continue
+            hold, frames, actions = settled
             centre = room_to_base(env, env.object_poses()[index, :3])
             side = SIDES.index(shoulder_side(centre - 0.12 * direction))
             target = np.concatenate([direction[:2], centre, [side]])

@@ -87,11 +87,10 @@ class ReachTask(Task):
             index = int(rng.integers(len(env._object_bodies)))
             if not self._acceptable(env, index):
                 continue
-            placed = env.object_poses()[index, :3].copy()
-            hold = self._hold_action(env)
-            frames, actions = self._settle(env, hold)
-            if np.linalg.norm(env.object_poses()[index, :3] - placed) > 0.01 or not self._acceptable(env, index):
+            settled = self._settle_named_object(env, index, lambda: self._acceptable(env, index))
+            if settled is None:
                 continue
+            hold, frames, actions = settled
             centre = room_to_base(env, env.object_poses()[index, :3])
             side = SIDES.index(shoulder_side(centre))
             return self._episode(env, seed, frames, actions, hold, index, np.append(centre, side))
