@@ -33,9 +33,9 @@ def test_python_snippet_runs_as_written(index, tmp_path):
 
 def test_results_folder_holds_exactly_the_files_the_readme_names():
     named = set()
-    for path in re.findall(r"benchmarks/results/([\w.]+)", README):
-        if path.endswith("seedS.json"):  # a pattern: planning_seedS.json names one file per seed
-            named |= {p.name for p in (REPO / "benchmarks/results").glob(path.replace("S.json", "*.json"))}
+    for path in re.findall(r"benchmarks/results/([\w.-]+)", README):
+        if "_T." in path:  # a pattern: planning_T.json names one file per task
+            named |= {p.name for p in (REPO / "benchmarks/results").glob(path.replace("_T.", "_*."))}
         else:
             named.add(path)
     # a named table's JSON travels with it, and the other way round
