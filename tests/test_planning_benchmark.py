@@ -278,6 +278,7 @@ def test_planner_settings_merge_and_check():
         (["--steps", "5", "--action-repeat", "2"], r"steps \(5\) must be a multiple of action-repeat \(2\)"),
         (["--replan-every", "2"], r"replan-every \(2\) must not exceed the cem horizon \(1\)"),
         (["--cem", "num_samples=4", "num_elites=8"], "num_elites <= num_samples"),
+        (["--task", "fly"], "unknown task 'fly'; known: aim, look-at, reach, push"),
         (["--seed-set", "dev"], "seed set must be one of"),
         (["--mppi", "horizon=0"], "MPPI: horizon must be >= 1, got 0"),
         (["--mppi", "num_samples=4", "num_elites=8"], "need 1 <= num_elites <= num_samples"),
@@ -332,3 +333,16 @@ def test_a_probe_without_the_tasks_targets_is_refused(tmp_path, capsys):
                  "--probe", str(tmp_path / "state-only"), "--threads", "2", "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "state-only" in err and "task 'look-at' needs the targets" in err and "RED_BOX_X" in err
+
+
+def test_the_cli_names_every_task_without_loading_mujoco():
+    import subprocess
+    import sys
+
+    from hwm_env.tasks import TASKS
+
+    code = ("import sys\nfrom hwm_env import cli\ntry:\n    cli.main(['bench', 'planning', '--help'])\n"
+            "except SystemExit:\n    pass\nprint('mujoco' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("False")
+    assert all(name in " ".join(out.split()) for name in TASKS)
