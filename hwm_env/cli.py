@@ -41,6 +41,7 @@ COMMAND_MODULES = [
     "train.commands.demo",
     "planners.commands",
     "train.commands.policy",
+    "train.commands.policy_ranking",
 ]
 
 

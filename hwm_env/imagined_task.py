@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import collections
 import os
 from typing import Any
 
@@ -22,7 +23,13 @@ from hwm_env.context import Context, strided_context
 
 
 class TaskContextSource:
-    """Contexts at task starts: the last `num_past` (strided) settle frames of a freshly drawn task episode."""
+    """Contexts at task starts: the last `num_past` (strided) settle frames of a task episode.
+
+    By default every sample draws a fresh episode in the reference simulator. `use_pool`
+    restricts the starts to given episodes (drawn uniformly: imagined training from a fixed
+    set of real starts, whose frames are all the real data it sees), and `queue` makes the
+    next samples the given episodes in order (scoring a policy on a fixed episode list).
+    """
 
     def __init__(self, task, num_past: int, image_size: tuple[int, int], action_dim: int, frame_stride: int = 1):
         height, width = image_size
@@ -33,6 +40,22 @@ class TaskContextSource:
         self.task = task
         self.num_past, self.frame_stride, self.resolution = num_past, frame_stride, height
         self._sim = None
+        self.pool: list = []
+        self.pending: collections.deque = collections.deque()
+
+    def use_pool(self, episodes) -> None:
+        """Draw every later start uniformly from `episodes` (TaskEpisodes of this task); empty: fresh draws."""
+        self.pool = [self._check(episode) for episode in episodes]
+
+    def queue(self, episodes) -> None:
+        """The next samples are `episodes`, in order (before the pool or fresh draws)."""
+        self.pending.extend(self._check(episode) for episode in episodes)
+
+    def _check(self, episode):
+        if getattr(episode, "task", None) != self.task.name:
+            raise ValueError(f"a '{self.task.name}' env needs '{self.task.name}' task episodes, "
+                             f"got {getattr(episode, 'task', type(episode).__name__)!r}")
+        return episode
 
     @property
     def sim(self):
@@ -45,7 +68,12 @@ class TaskContextSource:
     def sample(self, rng: np.random.Generator) -> Context:
         from hwm_env.context import SEED_LIMIT
 
-        episode = self.task.sample_episode(self.sim, int(rng.integers(SEED_LIMIT)))
+        if self.pending:
+            episode = self.pending.popleft()
+        elif self.pool:
+            episode = self.pool[int(rng.integers(len(self.pool)))]
+        else:
+            episode = self.task.sample_episode(self.sim, int(rng.integers(SEED_LIMIT)))
         frames, actions = strided_context(episode.context_frames, episode.context_actions, self.num_past,
                                           self.frame_stride)
         return Context(frames=frames, actions=actions, task_episode=episode)

@@ -1,296 +1,298 @@
-"""Policy learning in imagination (train/policy/): the worlds PPO trains in, the scoring, the script end to end."""
+"""Policies for a task (train/policy/): both worlds, the observation, scoring, ranking, the CLI end to end."""
 from __future__ import annotations
 
-import dataclasses
-import gc
 import json
-import warnings
+import math
 
 import numpy as np
 import pytest
 
 import hwm_env  # noqa: F401  (registers the ids)
-from env_fixtures import ACTION_DIM, NUM_PAST, build_checkpoints
+from env_fixtures import build_checkpoints, build_probe_checkpoint
 from scripts import load_script
 from hwm_env.sim import layout
-from hwm_env.sim.goals import SUCCESS_THRESHOLD
-from planners.benchmark import Protocol, make_episodes
+from hwm_env.tasks import Readout, make_task
+from planners.benchmark import QUICK_PROTOCOL, Protocol
 from train.policy import (
     Commander,
-    DataGoals,
-    GoalObservation,
-    LatentFeatures,
+    ControlSettings,
+    ImaginedTask,
     PolicyExperiment,
-    SimGoalReaching,
-    TaskSettings,
-    evaluate_in_sim,
-    hold_actor,
-    latent_distance,
-    make_imagination_env,
+    PolicySetup,
+    SimTask,
+    TaskObservation,
+    aim_feed_forward_policy,
+    hold_policy,
+    noisy_policy,
+    random_policy,
+    score_in_imagination,
+    draw_task_starts,
 )
-
-TASK = TaskSettings(horizon=3, goal_min_steps=1, goal_max_steps=3)
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    return build_checkpoints(tmp_path_factory.mktemp("policy-checkpoints"))
+from train.policy.ranking import rank_agreement
 
 
 @pytest.fixture(scope="module")
-def sim_data(tmp_path_factory):
-    """A tiny HWM-Sim-v0 data set (exploration policy), as `hwm data sim` writes it."""
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("policy")
     from hwm_env.sim.commands import generate_dataset
 
-    root = tmp_path_factory.mktemp("policy-data") / "sim"
-    generate_dataset(root, episodes=3, steps=14, seed=0, progress=False)
-    return root
+    generate_dataset(root / "sim", episodes=3, steps=14, seed=0, progress=False)
+    return {**build_checkpoints(root), "probe": build_probe_checkpoint(root / "probe"), "data": root / "sim"}
 
 
-def imagination(checkpoints, sim_data, family: str, policy: str, task: TaskSettings = TASK, num_envs: int = 2):
-    experiment = PolicyExperiment(data=str(sim_data), model=family, checkpoint=str(checkpoints[family]),
-                                  num_envs=num_envs, task=task)
-    return make_imagination_env(experiment, policy, seed=3)
-
-
-@pytest.mark.parametrize("family", ["flow", "masked"])
-def test_imagined_reward_is_minus_the_latent_distance_the_policy_sees(checkpoints, sim_data, family):
-    env = imagination(checkpoints, sim_data, family, "mlp")
-    features = LatentFeatures(env.runner.tokenizer)
-    dim = features.dim
-    observations = env.reset()
-    assert observations.shape == (2, 2 * dim + 2 * ACTION_DIM) and observations.dtype == np.float32
-    assert env.observation_space.contains(observations[0])
-    # the goal part is the encoded data-set goal frame; the commands start at the context's last action,
-    # with the base told to stand still
-    np.testing.assert_allclose(observations[:, dim:2 * dim], features.encode(env.goal_frames), atol=1e-6)
-    commands = observations[:, 2 * dim:]
-    np.testing.assert_array_equal(commands[:, :ACTION_DIM], commands[:, ACTION_DIM:])
-    assert np.all(commands[:, layout.BASE_SLICE] == 0.0)
-
-    policy_actions = np.random.default_rng(0).uniform(-1, 1, (2, env.action_space.shape[0])).astype(np.float32)
-    observations, rewards, dones, infos = env.step(policy_actions)
-    assert rewards.shape == (2,) and not dones.any()
-    current, goal = observations[:, :dim], observations[:, dim:2 * dim]
-    np.testing.assert_allclose(rewards, -latent_distance(current, goal), rtol=1e-4, atol=1e-6)
-    assert np.all(rewards < 0)
-    # the world model was given the policy's targets for the goal joints, the start command elsewhere
-    expected = Commander(ACTION_DIM, TASK, -1.0, 1.0).step(commands, policy_actions)
-    np.testing.assert_allclose(observations[:, 2 * dim:], expected, atol=1e-6)
-    np.testing.assert_allclose(env.vector_env.imagination.past_actions[:, -1].numpy(), expected[:, :ACTION_DIM],
-                               atol=1e-6)
-    env.close()
+def make_setup(tiny, task="aim", episodes=3, steps=8, family="flow") -> PolicySetup:
+    scoring = Protocol(task=task, episodes=episodes, steps=steps, action_repeat=1)
+    return PolicySetup(PolicyExperiment(data=str(tiny["data"]), task=task, model=family,
+                                        checkpoint=str(tiny[family]), probe=str(tiny["probe"]), scoring=scoring,
+                                        progress=False))
 
 
 @pytest.mark.parametrize("mode", ["offset", "delta"])
-def test_commander_moves_only_the_goal_joints_around_the_start(mode):
-    from hwm_env.sim.goals import GOAL_JOINTS
-
-    task = dataclasses.replace(TASK, action_mode=mode)
-    commander = Commander(ACTION_DIM, task, -1.0, 1.0)
-    assert commander.space.shape == (len(GOAL_JOINTS),)
-    last_action = np.linspace(-0.5, 0.5, ACTION_DIM, dtype=np.float32)[None]
-    commands = commander.start(last_action)
-    u = np.full((1, len(GOAL_JOINTS)), 0.5, np.float32)
+def test_commander_moves_only_the_tasks_joints_around_the_start(mode):
+    task = make_task("reach")
+    control = ControlSettings(action_mode=mode)
+    commander = Commander(task.controlled, control)
+    hold = np.linspace(-0.5, 0.5, 25, dtype=np.float32)[None]
+    commands = commander.start(hold)
+    u = np.full((1, len(task.controlled)), 0.5, np.float32)
     for _ in range(3):
         commands = commander.step(commands, u)
     action = commander.action(commands)[0]
-    moved = 0.5 * (task.max_offset if mode == "offset" else 3 * task.max_delta)  # offsets do not accumulate
-    np.testing.assert_allclose(action[list(GOAL_JOINTS)], np.clip(last_action[0, list(GOAL_JOINTS)] + moved, -1, 1),
-                               atol=1e-6)
-    others = [i for i in range(ACTION_DIM) if i not in GOAL_JOINTS and i not in range(ACTION_DIM)[layout.BASE_SLICE]]
-    np.testing.assert_array_equal(action[others], last_action[0, others])  # legs and grippers hold
-    assert np.all(action[layout.BASE_SLICE] == 0.0)  # the base stands still
-    np.testing.assert_array_equal(commands[0, ACTION_DIM:], commander.start(last_action)[0, :ACTION_DIM])
+    moved = 0.5 * (control.max_offset if mode == "offset" else 3 * control.max_delta)  # offsets do not accumulate
+    dims = list(task.controlled)
+    np.testing.assert_allclose(action[dims], np.clip(hold[0, dims] + moved, -1, 1), atol=1e-6)
+    others = [i for i in range(25) if i not in dims]
+    np.testing.assert_array_equal(action[others], hold[0, others])  # everything else holds the start command
+    np.testing.assert_array_equal(commander.controlled_commands(commands)[0],
+                                  np.concatenate([action[dims], hold[0, dims]]))
     np.testing.assert_array_equal(commander.action(commander.step(commands, np.full_like(u, 9.0))),
                                   commander.action(commander.step(commands, np.ones_like(u))))  # u is clipped
+    with pytest.raises(ValueError, match="indices into the 25-d action"):
+        Commander([30], control)
 
 
-def test_truncated_episodes_restart_from_new_data_goals(checkpoints, sim_data):
-    env = imagination(checkpoints, sim_data, "flow", "cnn", task=dataclasses.replace(TASK, horizon=2))
-    observations = env.reset()
-    assert observations["image"].shape == (2, 64, 64, 6) and observations["image"].dtype == np.uint8
-    np.testing.assert_array_equal(observations["image"][..., 3:], env.goal_frames)
-    old_goals = env.goal_frames.copy()
-    zeros = np.zeros((2, env.action_space.shape[0]), np.float32)
-    env.step(zeros)
-    observations, rewards, dones, infos = env.step(zeros)
-    assert dones.all()
-    for i, info in enumerate(infos):
-        assert info["TimeLimit.truncated"] is True
-        terminal = info["terminal_observation"]
-        assert env.observation_space.contains(terminal)
-        np.testing.assert_array_equal(terminal["image"][..., 3:], old_goals[i])  # the finished episode's goal
-        assert info["final_distance"] == pytest.approx(-rewards[i])
-    np.testing.assert_array_equal(observations["image"][..., 3:], env.goal_frames)  # the new episodes' goals
-    assert not np.array_equal(env.goal_frames, old_goals)
-    assert env.vector_env.imagination.elapsed_steps.tolist() == [0, 0]
-    assert env.vector_env.imagination.has_goal.all()  # the env pays the goal reward in the new episodes too
-    env.close()
+def test_the_observation_is_the_probes_reading_the_task_and_the_commands(tiny):
+    from models.probe import load_probe
+
+    probe = load_probe(tiny["probe"])
+    task = make_task("reach")
+    episodes, frames_used = draw_task_starts(task, 2, seed=5, resolution=64)
+    assert frames_used == 2 * task.settle_steps
+    commander = Commander(task.controlled, ControlSettings())
+    observation = TaskObservation.for_episode(task, probe, commander, episodes[0])
+    frames = np.stack([episode.start_frame for episode in episodes])
+    commands = commander.start(np.stack([episode.hold_action for episode in episodes]))
+    built = observation.build(frames, episodes, commands)
+    assert built.shape == (2, observation.size) and observation.space.contains(built[0])
+    np.testing.assert_allclose(observation.part(built, "probe"),
+                               (probe.predict(frames) - probe.target_mean) / probe.target_std, rtol=1e-5, atol=1e-5)
+    task_part = observation.part(built, "task")
+    for row, episode in enumerate(episodes):
+        assert task_part[row, :4].tolist() == [float(i == episode.object_index) for i in range(4)]
+        np.testing.assert_allclose(task_part[row, 4:], np.ravel(episode.target), rtol=1e-6)
+    np.testing.assert_array_equal(observation.part(built, "commands"), commander.controlled_commands(commands))
+    aim_episode = draw_task_starts(make_task("aim"), 1, seed=5, resolution=64)[0]
+    with pytest.raises(ValueError, match="'reach' policy observation got a 'aim' episode"):
+        observation.build(frames[:1], aim_episode, commands[:1])
 
 
-def test_data_goals_are_frames_ahead_in_the_same_episode(tmp_path):
-    """Frames and actions carry their own index, so the sampled window can be checked exactly."""
-    from models.data.hwm_format import HWMWriter
+def test_imagined_episodes_start_from_the_pool_pay_the_probes_task_reward_and_bootstrap(tiny):
+    from hwm_env.imagined_task import ProbeTaskReward
 
-    lengths = (9, 12)
-    with HWMWriter(tmp_path / "data" / "train", 64, 64, action_dim=ACTION_DIM, fps=15,
-                   action_names=[f"a{i}" for i in range(ACTION_DIM)], source="test") as writer:
-        start = 0
-        for length in lengths:
-            index = start + np.arange(length)
-            frames = np.broadcast_to((index % 256).astype(np.uint8)[:, None, None, None], (length, 64, 64, 3))
-            actions = np.repeat(index[:, None], ACTION_DIM, 1).astype(np.float32)
-            writer.add_episode(np.ascontiguousarray(frames), actions)
-            start += length
-    (tmp_path / "data" / "val").mkdir()
-    task = TaskSettings(goal_min_steps=2, goal_max_steps=4)
-    goals = DataGoals(tmp_path / "data" / "train", NUM_PAST, (64, 64), ACTION_DIM, task)
-    assert goals.num_frames == sum(lengths)
-    rng = np.random.default_rng(0)
-    offsets = set()
-    for _ in range(40):
-        sample = goals.sample(rng)
-        context = sample["frames"][:, 0, 0, 0].astype(int)
-        goal = int(sample["goal"][0, 0, 0])
-        assert np.all(np.diff(context) == 1)
-        np.testing.assert_array_equal(sample["actions"][:, 0], context - 1)  # the action INTO each context frame
-        offsets.add(goal - context[-1])
-        episode_of = lambda frame: 0 if frame < lengths[0] else 1  # noqa: E731
-        assert episode_of(goal) == episode_of(context[0] - 1)
-    assert offsets == {2, 3, 4}
-
-
-def test_sim_world_counts_every_real_frame(checkpoints):
-    from models.tokenizers import load_tokenizer
-
-    tokenizer = load_tokenizer(checkpoints["flow"] / "tokenizer")
-    envs = [SimGoalReaching(2, tokenizer, "mlp", TASK, NUM_PAST, seed=5) for _ in range(2)]
-    first = [env.reset() for env in envs]
-    np.testing.assert_array_equal(first[0], first[1])  # seeded
-    env = envs[0]
-    after_reset = env.real_frames
-    assert 2 * (NUM_PAST + TASK.goal_min_steps) <= after_reset <= 2 * (NUM_PAST + TASK.goal_max_steps)
-    features = LatentFeatures(tokenizer)
-    observations, rewards, dones, infos = env.step(np.ones((2, env.action_space.shape[0]), np.float32))
-    assert env.real_frames == after_reset + 2
-    np.testing.assert_allclose(observations[:, : features.dim], features.encode(env.frames), atol=1e-6)
-    np.testing.assert_allclose(rewards, -latent_distance(features.encode(env.frames), env.goal_features), rtol=1e-5)
-    for _ in range(TASK.horizon - 1):
-        observations, rewards, dones, infos = env.step(np.zeros((2, env.action_space.shape[0]), np.float32))
-    assert dones.all() and all(info["TimeLimit.truncated"] for info in infos)
-    assert env.real_frames > after_reset + 2 * TASK.horizon  # the new episodes' starts and goals count too
-    for env in envs:
+    setup = make_setup(tiny, task="aim")
+    pool, _ = draw_task_starts(setup.task, 2, seed=1, resolution=64)
+    env = setup.imagination_env(pool, num_envs=3, horizon=2, seed=0)
+    try:
+        observations = env.reset()
+        assert observations.shape == (3, setup.observation.size)
+        imagination = env.vector_env.imagination
+        assert all(any(episode is start for start in pool) for episode in imagination.task_episodes)
+        reward_of = ProbeTaskReward(setup.task, tiny["probe"])
+        u = np.full((3, env.action_space.shape[0]), 0.3, np.float32)
+        _, rewards, dones, _ = env.step(u)
+        assert not dones.any()
+        expected, _, _ = reward_of(imagination.frames_of(range(3)), imagination.task_episodes)
+        np.testing.assert_allclose(rewards, expected, rtol=1e-5)
+        _, _, dones, infos = env.step(u)
+        assert dones.all()  # the horizon: truncated, so PPO bootstraps the value of the terminal observation
+        for info in infos:
+            assert info["TimeLimit.truncated"] is True
+            assert info["terminal_observation"].shape == (setup.observation.size,)
+        assert imagination.elapsed_steps.tolist() == [0, 0, 0]  # restarted in the same step
+        # the new episodes' commands start at their own hold action
+        np.testing.assert_array_equal(env.commands[:, :25], np.stack([e.hold_action for e in imagination.task_episodes]))
+    finally:
         env.close()
+        setup.close()
 
 
-def test_scoring_on_the_benchmark_goal_set_rewards_reaching_the_goal(checkpoints):
-    """A policy that steers to the goal pose succeeds; holding the start pose does not."""
-    from hwm_env.sim.env import HWMSimEnv
-    from models.tokenizers import load_tokenizer
+def test_the_simulator_world_pays_the_true_task_reward_and_counts_real_frames(tiny):
+    setup = make_setup(tiny, task="aim")
+    env = setup.sim_env(num_envs=2, horizon=2, seed=4)
+    try:
+        env.reset()
+        assert env.real_frames == 2 * setup.task.settle_steps
+        u = np.zeros((2, env.action_space.shape[0]), np.float32)
+        _, rewards, dones, _ = env.step(u)
+        for i, sim in enumerate(env.sims):
+            assert rewards[i] == pytest.approx(float(setup.task.reward(Readout.from_sim(sim), sim.unwrapped.episode)))
+        _, _, dones, _ = env.step(u)
+        assert dones.all() and env.real_frames == 4 * setup.task.settle_steps + 4  # two restarts, four steps
+        restarted = [sim.unwrapped.episode.seed for sim in env.sims]
+        env.seed(4)
+        env.reset()  # the stream starts over: the first two episodes again
+        first = [sim.unwrapped.episode.seed for sim in env.sims]
+        assert first != restarted and len(set(first + restarted)) == 4
+        env.seed(4)
+        env.reset()
+        assert [sim.unwrapped.episode.seed for sim in env.sims] == first
+    finally:
+        env.close()
+        setup.close()
 
-    tokenizer = load_tokenizer(checkpoints["flow"] / "tokenizer")
-    features = LatentFeatures(tokenizer)
-    from hwm_env.sim.goals import VIEW_JOINTS
-    from hwm_env.tasks import make_task
 
-    protocol = Protocol(task="aim", episodes=2)
-    sim = HWMSimEnv()
-    episodes = make_episodes(sim, make_task("aim"), protocol, domain="policy-scoring")
+def test_aims_feed_forward_controller_succeeds_in_the_simulator_where_random_and_hold_fail(tiny):
+    setup = make_setup(tiny, task="aim", episodes=4, steps=24)
+    try:
+        size = setup.commander.space.shape[0]
+        feed_forward = aim_feed_forward_policy(setup.observation, setup.commander, setup.sim.action_from_state)
+        results = {name: setup.score(policy, name) for name, policy in
+                   (("feed-forward", feed_forward), ("random", random_policy(size)), ("hold", hold_policy(size)))}
+        assert sum(results["feed-forward"]["successes"]) >= 3
+        assert sum(results["random"]["successes"]) == 0 and sum(results["hold"]["successes"]) == 0
+    finally:
+        setup.close()
 
-    def goal_action(episode):
-        action = episode.hold_action.copy()
-        state = np.zeros(25, np.float32)
-        state[list(VIEW_JOINTS)] = episode.task_episode.target
-        action[list(VIEW_JOINTS)] = sim.action_from_state(state)[list(VIEW_JOINTS)]
-        return action
 
-    wide = dataclasses.replace(TASK, max_offset=2.0)  # any goal in the joint range
-    commander = Commander(ACTION_DIM, wide, -1.0, 1.0)
-    observation = GoalObservation("mlp", features.dim, (64, 64), sim.action_space.low, sim.action_space.high)
-    goal_actions = {features.encode(e.goal_frame[None]).tobytes(): goal_action(e) for e in episodes}
+def test_scoring_in_imagination_runs_the_same_episodes_in_order_batched(tiny):
+    setup = make_setup(tiny, task="aim", episodes=3, steps=2)
+    try:
+        size = setup.commander.space.shape[0]
+        seen = []
 
-    def steer_to_goal(obs, rng):  # finds its episode's goal through the goal part of the observation
-        goal_action = goal_actions[obs[:, features.dim:2 * features.dim].tobytes()]
-        start = obs[0, 2 * features.dim + ACTION_DIM:]
-        return np.clip((goal_action - start)[commander.dims] / wide.max_offset, -1, 1)[None]
+        def recording_hold(observations, rng):
+            seen.append(setup.observation.part(observations, "task").copy())
+            return hold_policy(size)(observations, rng)
 
-    reached = evaluate_in_sim(steer_to_goal, episodes, sim, features, observation, commander, protocol, progress=False)
-    held = evaluate_in_sim(hold_actor(len(commander.dims)), episodes, sim, features, observation, commander, protocol,
-                           progress=False)
-    sim.close()
-    assert all(reached["successes"]) and not any(held["successes"])
-    assert max(reached["errors"]) < 0.03 < min(held["errors"])
-    assert np.mean(reached["final_distances"]) < np.mean(held["final_distances"])
+        result = score_in_imagination(recording_hold, setup.episodes, setup.observation, setup.commander, 2,
+                                      batch_size=2, progress=False, **setup.world_model)
+        assert len(result["errors"]) == 3 and len(result["successes"]) == 3
+        targets = [np.ravel(episode.task_episode.target) for episode in setup.episodes]
+        np.testing.assert_allclose(seen[0][:, 4:], targets[:2], rtol=1e-6)  # batch 1: episodes 0 and 1
+        np.testing.assert_allclose(seen[2][0, 4:], targets[2], rtol=1e-6)  # batch 2: episode 2 (+ a spare)
+        again = score_in_imagination(hold_policy(size), setup.episodes, setup.observation, setup.commander, 2,
+                                     batch_size=2, progress=False, **setup.world_model)
+        assert again["errors"] == pytest.approx(result["errors"])  # seeded by the episodes: reproducible
+    finally:
+        setup.close()
+
+
+def test_noisy_policy_mixes_in_random_actions_at_its_rate():
+    base = hold_policy(4)
+    rng = np.random.default_rng(0)
+    actions = noisy_policy(base, 4, 0.25)(np.zeros((4000, 3)), rng)
+    assert np.mean(np.any(actions != 0, axis=1)) == pytest.approx(0.25, abs=0.03)
+    with pytest.raises(ValueError, match="epsilon"):
+        noisy_policy(base, 4, 1.5)
+
+
+def test_rank_agreement_on_known_inputs():
+    assert rank_agreement([0.1, 0.2, 0.3, 0.4], [0.0, 0.5, 0.6, 0.9]) == {"spearman": 1.0, "kendall": 1.0}
+    assert rank_agreement([0.1, 0.2, 0.3], [0.3, 0.2, 0.1]) == {"spearman": -1.0, "kendall": -1.0}
+    swapped = rank_agreement([1, 2, 3, 4], [2, 1, 3, 4])  # one discordant pair of six
+    assert swapped["kendall"] == pytest.approx(4 / 6) and swapped["spearman"] == pytest.approx(0.8)
+    assert all(math.isnan(value) for value in rank_agreement([0.5, 0.5], [0.1, 0.2]).values())
+    with pytest.raises(ValueError, match="two equal lists"):
+        rank_agreement([0.1], [0.2])
 
 
 def run_example(argv: list[str]) -> int:
     return load_script("examples/ppo_in_imagination.py").main(argv)
 
 
-def test_quick_run_writes_the_results_table(checkpoints, sim_data, tmp_path):
-    out = tmp_path / "policy"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResourceWarning)
-        code = run_example(["--checkpoint", str(checkpoints["flow"]), "--data", str(sim_data), "--out", str(out),
-                            "--quick", "--no-progress"])
-        gc.collect()
-    assert code == 0
-    leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning) and "progress.csv" in str(w.message)]
-    assert leaked == []  # each run's CSV log is closed when its training ends
-    results = json.loads((out / "results.json").read_text())
-    rows = {row["row"]: row for row in results["rows"]}
-    assert list(rows) == ["imagination-mlp", "sim-budget-mlp", "sim-unlimited-mlp", "random", "hold"]
-    train_frames = results["data"]["train_frames"]
-    assert train_frames == 2 * 14  # the two training episodes of the data set
-    assert rows["imagination-mlp"]["real_frames"] == train_frames and rows["imagination-mlp"]["imagined_frames"] >= 32
-    budget = results["real_budget"]
-    assert budget == 48  # --quick caps the budget
-    # the sim-budget row stops at its budget (up to one batched step and its episode starts)
-    assert budget <= rows["sim-budget-mlp"]["real_frames"] <= budget + 2 * (1 + NUM_PAST + 3)
-    assert rows["sim-unlimited-mlp"]["real_frames"] >= 64
-    for name, row in rows.items():
-        assert row["episodes"] == 2 and np.isfinite(row["final_error_mean"])
-        assert row["successes"] == sum(error < SUCCESS_THRESHOLD for error in row["final_errors"])
-        assert row["success_rate"] == row["successes"] / 2 and row["task"] == "aim"
-    # scored on aim episodes of the policy-scoring domain: holding the start pose never reaches the goal there
-    assert rows["hold"]["successes"] == 0 and min(rows["hold"]["final_errors"]) > SUCCESS_THRESHOLD
-    for name in ("imagination-mlp", "sim-budget-mlp", "sim-unlimited-mlp"):
-        assert (out / f"{name}.zip").is_file() and (out / name / "progress.csv").is_file()
-    table = (out / "results.md").read_text()
-    assert table.count("\n| ") == 1 + len(rows)  # header + one line per row
-    assert "Flow-HWM imagination" in table and "HWM-Sim-v0, same real budget" in table
-
-
-def test_cli_refuses_bad_input(checkpoints, sim_data, tmp_path, capsys):
+def test_quick_run_and_ranking_end_to_end(tiny, tmp_path):
     from hwm_env.cli import main
 
-    base = ["train", "policy", "--data", str(sim_data), "--out", str(tmp_path / "out"), "--quick", "--no-progress"]
-    assert main([*base, "--model", "masked", "--checkpoint", str(checkpoints["flow"])]) == 2
+    out = tmp_path / "policy"
+    common = ["--checkpoint", str(tiny["flow"]), "--probe", str(tiny["probe"]), "--quick", "--no-progress"]
+    assert run_example(["--task", "aim", "--data", str(tiny["data"]), "--out", str(out), *common]) == 0
+    results = json.loads((out / "results.json").read_text())
+    rows = {row["row"]: row for row in results["rows"]}
+    assert list(rows) == ["imagination", "sim-budget", "sim-unlimited", "random", "hold", "scripted"]
+    assert results["data"]["train_frames"] == 2 * 14  # the two training episodes of the data set
+    pool_frames = results["pool"]["real_frames"]
+    assert pool_frames == 2 * make_task("aim").settle_steps
+    assert rows["imagination"]["real_frames"] == 28 + pool_frames and rows["imagination"]["imagined_frames"] >= 32
+    budget = results["real_budget"]
+    assert budget == 200  # --quick caps it
+    # the sim-budget row stops at its budget (up to one batched step and its episode starts)
+    assert budget <= rows["sim-budget"]["real_frames"] <= budget + 2 * (1 + make_task("aim").settle_steps)
+    for row in rows.values():
+        assert row["episodes"] == 2 and row["task"] == "aim" and np.isfinite(row["final_error_mean"])
+        assert row["successes"] == sum(error < 0.03 for error in row["final_errors"])
+    assert rows["hold"]["successes"] == 0 and rows["scripted"]["successes"] == 2
+    for name in ("imagination", "sim-budget", "sim-unlimited"):
+        assert (out / f"{name}.zip").is_file() and (out / f"{name}.json").is_file()
+        assert (out / name / "progress.csv").is_file()
+    assert len(rows["imagination"]["snapshots"]) == 1  # quick: 2 snapshots, the last is the final policy
+    table = (out / "results.md").read_text()
+    assert table.count("\n| ") == 1 + len(rows)
+
+    ranking = tmp_path / "ranking"
+    assert main(["bench", "policies", "--task", "aim", "--run", str(out), "--out", str(ranking), "--plot",
+                 str(tmp_path / "ranking.png"), *common]) == 0
+    ranked = json.loads(ranking.with_suffix(".json").read_text())
+    names = [row["policy"] for row in ranked["policies"]]
+    assert len(names) >= 8 and {"random", "hold", "feed-forward", "imagination", "sim-unlimited"} <= set(names)
+    for row in ranked["policies"]:
+        assert row["rate_error"] == pytest.approx(row["imagined_rate"] - row["sim_rate"])
+    assert (tmp_path / "ranking.png").stat().st_size > 0
+    assert "Kendall" in ranking.with_suffix(".md").read_text()
+
+
+def test_bad_input_gets_clear_errors(tiny, tmp_path, capsys):
+    from hwm_env.cli import main
+
+    base = ["train", "policy", "--data", str(tiny["data"]), "--out", str(tmp_path / "out"), "--probe",
+            str(tiny["probe"]), "--no-progress"]
+    flow = ["--checkpoint", str(tiny["flow"])]
+    assert main([*base, "--quick", "--model", "masked", *flow]) == 2
     assert "'flow' checkpoint" in capsys.readouterr().err
-    assert main(["train", "policy", "--checkpoint", str(checkpoints["flow"]), "--data", str(tmp_path / "missing"),
-                 "--quick"]) == 2
-    assert "does not exist" in capsys.readouterr().err
-    assert main([*base, "--checkpoint", str(checkpoints["flow"]), "--goal-steps", "5"]) == 2
-    assert "--goal-steps" in capsys.readouterr().err
-    assert main([*base, "--checkpoint", str(checkpoints["flow"]), "--ppo", "n_layers=3"]) == 2
+    assert main([*base, "--quick", "--task", "fly", *flow]) == 2
+    assert "aim" in capsys.readouterr().err  # the known tasks are listed
+    assert main([*base, *flow, "--imagination-steps", "100"]) == 2
+    assert "below one PPO update" in capsys.readouterr().err
+    assert main([*base, "--quick", *flow, "--ppo", "n_layers=3"]) == 2
     assert "unknown setting 'n_layers'" in capsys.readouterr().err
-    assert main([*base, "--checkpoint", str(checkpoints["flow"]), "--policies", "mlp,rnn"]) == 2
-    assert "policies" in capsys.readouterr().err
+    from models.checkpoint import save_checkpoint
+    from models.probe import ProbeConfig, StateProbe
+
+    state_only = StateProbe(ProbeConfig(image_size=[64, 64], channels=[8, 8, 8, 8], feature_dim=16, norm_groups=4,
+                                        target_names=list(layout.STATE_NAMES)))
+    save_checkpoint(tmp_path / "state-only", state_only.state_dict(), state_only.checkpoint_config())
+    assert main([*base[:-3], "--probe", str(tmp_path / "state-only"), "--no-progress", "--quick", "--task", "reach",
+                 *flow]) == 2
+    assert "task 'reach' needs the targets" in capsys.readouterr().err  # the probe lacks the object positions
     assert not (tmp_path / "out" / "results.json").exists()
 
 
-def test_wandb_output_logs_numbers_under_the_row_name():
-    from train.policy import WandbOutput
+def test_a_policy_for_another_task_is_refused(tiny, tmp_path):
+    from stable_baselines3 import PPO
 
-    class Run:
-        logged: list[dict] = []
+    from train.policy import save_policy
+    from train.policy.ppo import load_policy
 
-        def log(self, values):
-            self.logged.append(values)
-
-    run = Run()
-    WandbOutput(run, "imagination-mlp").write({"rollout/ep_rew_mean": np.float32(-0.5), "train/n_updates": 3,
-                                               "time/note": "text"}, {}, step=1024)
-    assert run.logged == [{"imagination-mlp/rollout/ep_rew_mean": -0.5, "imagination-mlp/train/n_updates": 3.0,
-                           "imagination-mlp/timesteps": 1024}]
+    setup = make_setup(tiny, task="aim")
+    try:
+        env = setup.sim_env(num_envs=1, horizon=2, seed=0)
+        model = PPO("MlpPolicy", env, n_steps=2, batch_size=2)
+        env.close()
+        path = save_policy(model, tmp_path / "aim.zip", setup.about)
+        assert load_policy(path, setup.about).observation_space.shape == (setup.observation.size,)
+        with pytest.raises(ValueError, match="'task' is 'aim', this env needs 'reach'"):
+            load_policy(path, {**setup.about, "task": "reach"})
+        (tmp_path / "bare.zip").write_bytes(path.read_bytes())
+        with pytest.raises(ValueError, match="no 'bare.json' beside it"):
+            load_policy(tmp_path / "bare.zip", setup.about)
+    finally:
+        setup.close()

@@ -9,12 +9,14 @@ import argparse
 import dataclasses
 
 DESCRIPTION = """\
-Train a stable-baselines3 PPO agent purely inside a world model (HWM-Flow-v0 / HWM-Masked-v0
-through HWMVecEnv) to reach goal images, then score it in HWM-Sim-v0 on `aim` task
-episodes of the policy-scoring seed domain (hwm_env/seeds.py), next to PPO trained in the simulator with the same real-frame
-budget (the world model's training frames), PPO trained in the simulator without that limit,
-a random policy and holding the start pose. Writes OUT/results.json, OUT/results.md (the
-README table) and the policies (SB3 zips)."""
+Train a stable-baselines3 PPO policy for a task (--task aim|look-at|reach|push) inside a world
+model's imagination (short episodes from real task starts, reward read off predicted frames by
+the state probe, value bootstrapped at truncation), then score it in HWM-Sim-v0 on task
+episodes of the policy-scoring seed domain (hwm_env/seeds.py), next to PPO trained in the
+simulator with the same real frames, PPO in the simulator without that limit (upper bound),
+random, hold and the task's privileged scripted controller. Writes OUT/results.json,
+OUT/results.md (the README table), the policies (SB3 zips) and snapshots along the
+imagination run (for hwm bench policies)."""
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -41,47 +43,50 @@ def _key_values(pairs) -> dict[str, str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", default="aim", help="the task: aim, look-at, reach, push (default aim)")
     parser.add_argument("--model", choices=("flow", "masked"), default="flow", help="world-model family (default flow)")
     parser.add_argument("--checkpoint", default=None, help="world-model checkpoint (default: the shipped <model>-default)")
+    parser.add_argument("--probe", default="probe-default",
+                        help="state probe: the imagined reward and both worlds' observation (default probe-default)")
     parser.add_argument("--data", required=True,
                         help="the data set the world model was trained on (root with train/, or the train split): "
-                             "imagined episodes start from its contexts and goals; its frame count is the real "
-                             "budget")
-    parser.add_argument("--out", default=None, help="output folder (default runs/policy-<model>, e.g. runs/policy-flow)")
-    parser.add_argument("--policies", default="mlp",
-                        help="imagination rows, comma-separated from mlp (MLP on latents), cnn (CNN on frames); "
-                             "the simulator rows use the first (default mlp)")
-    parser.add_argument("--rows", default="imagination,sim-budget,sim-unlimited,random,hold",
-                        help="rows to run (default: all of imagination,sim-budget,sim-unlimited,random,hold)")
-    parser.add_argument("--imagination-steps", type=int, default=None, help="imagined PPO steps (default 60000)")
+                             "its frame count is part of the real budget")
+    parser.add_argument("--out", default=None, help="output folder (default runs/policy-<task>-<model>)")
+    parser.add_argument("--rows", default=None,
+                        help="rows to run, comma-separated (default: all of imagination, sim-budget, sim-unlimited, "
+                             "random, hold, scripted)")
+    parser.add_argument("--imagination-steps", type=int, default=None, help="imagined PPO steps (default 100000)")
+    parser.add_argument("--horizon", type=int, default=None,
+                        help="steps per training episode in both worlds, value bootstrapped at truncation (default 16)")
+    parser.add_argument("--pool-episodes", type=int, default=None,
+                        help="real task starts imagined episodes begin from (default 256)")
     parser.add_argument("--real-budget", type=int, default=None,
-                        help="simulator frames for the sim-budget row (default: the data set's training frames)")
+                        help="simulator frames for the sim-budget row (default: the data set's training frames + "
+                             "the pool's)")
     parser.add_argument("--upper-bound-steps", type=int, default=None,
-                        help="simulator frames for the sim-unlimited row (default 100000)")
-    parser.add_argument("--num-envs", type=int, default=None, help="imagined episodes per model call (default 16)")
+                        help="simulator frames for the sim-unlimited row (default 1000000)")
+    parser.add_argument("--num-envs", type=int, default=None, help="imagined episodes per model call (default 64)")
+    parser.add_argument("--sim-envs", type=int, default=None, help="simulators for the sim rows (default 16)")
     parser.add_argument("--sampling-steps", type=int, default=None,
                         help="flow / MaskGIT steps per imagined frame (default: the checkpoint's)")
-    parser.add_argument("--sim-envs", type=int, default=None, help="simulators for the sim rows (default 8)")
-    parser.add_argument("--horizon", type=int, default=None, help="training episode length in steps (default 24)")
-    parser.add_argument("--goal-steps", default=None, metavar="MIN,MAX",
-                        help="the goal is the frame k in [MIN, MAX] steps after the start (default 6,18)")
-    parser.add_argument("--action-mode", choices=("offset", "delta"), default=None,
-                        help="offset (default): u sets target = start + max_offset * u; delta: target += max_delta * u")
+    parser.add_argument("--precision", default=None, help="world-model inference precision: auto, fp32, bf16")
+    parser.add_argument("--snapshots", type=int, default=None,
+                        help="policy checkpoints saved along the imagination run (default 4)")
+    parser.add_argument("--action-mode", default=None,
+                        help="offset (default): target = start + max_offset * u; delta: target += max_delta * u")
     parser.add_argument("--max-offset", type=float, default=None,
-                        help="largest target offset from the start command, action units (default 0.4)")
+                        help="largest target offset from the start command, action units (default 1.0)")
     parser.add_argument("--max-delta", type=float, default=None,
                         help="largest target change per step in delta mode, action units (default 0.1)")
-    parser.add_argument("--control", choices=("goal-joints", "all"), default=None,
-                        help="action entries the policy moves: the planning benchmark's goal joints (hips, arms, "
-                             "neck; the default) or all")
     parser.add_argument("--ppo", nargs="*", default=(), metavar="KEY=VALUE",
                         help="PPO overrides: n_steps, batch_size, n_epochs, learning_rate, gamma, gae_lambda, "
                              "clip_range, ent_coef, log_std_init, hidden")
-    parser.add_argument("--episodes", type=int, default=None, help="benchmark episodes (default 20, as hwm bench plan)")
+    parser.add_argument("--episodes", type=int, default=None, help="scoring episodes (default 100)")
     parser.add_argument("--eval-seed", default=None,
                         help="scoring episodes: set of the policy-scoring seed domain, 'selection', 'test' or an "
                         "integer (default test)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of PPO and of the training episodes (default 0)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of PPO and of the policy-training stream of starts (default 0)")
     parser.add_argument("--quick", action="store_true", help="tiny steps everywhere (seconds; for tests)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's; use 1 when other jobs share the cores)")
@@ -93,54 +98,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def experiment_from_args(args: argparse.Namespace):
     """A `PolicyExperiment` from parsed flags; unset flags keep the defaults (or the --quick ones)."""
-    from train.policy import PolicyExperiment, PPOSettings, TaskSettings, quick
+    from train.policy import ControlSettings, PolicyExperiment, PPOSettings, quick
 
-    task = {}
-    if args.horizon is not None:
-        task["horizon"] = args.horizon
-    if args.goal_steps is not None:
-        parts = args.goal_steps.split(",")
-        try:
-            task["goal_min_steps"], task["goal_max_steps"] = (int(part) for part in parts)
-        except ValueError:
-            raise ValueError(f"--goal-steps must be MIN,MAX (two integers), got '{args.goal_steps}'") from None
-    for name in ("action_mode", "max_offset", "max_delta"):
-        if getattr(args, name) is not None:
-            task[name] = getattr(args, name)
-    if args.control is not None:
-        task["control"] = args.control
+    control = {name: getattr(args, name) for name in ("action_mode", "max_offset", "max_delta")
+               if getattr(args, name) is not None}
     ppo = {}
-    fields = {field.name: field.type for field in dataclasses.fields(PPOSettings)}
     for key, text in _key_values(args.ppo).items():
-        if key not in fields:
-            raise ValueError(f"--ppo: unknown setting '{key}'; known: {sorted(fields)}")
+        if key not in {field.name for field in dataclasses.fields(PPOSettings)}:
+            raise ValueError(f"--ppo: unknown setting '{key}'; known: {sorted(f.name for f in dataclasses.fields(PPOSettings))}")
         kind = type(getattr(PPOSettings(), key))
         try:
             ppo[key] = kind(text)
         except ValueError:
             raise ValueError(f"--ppo: {key} must be {kind.__name__}, got '{text}'") from None
-    experiment = PolicyExperiment(
-        data=args.data, model=args.model, checkpoint=args.checkpoint, out=args.out or f"runs/policy-{args.model}",
-        policies=_names(args.policies), rows=_names(args.rows), seed=args.seed, device=args.device,
-        sampling_steps=args.sampling_steps,
-        wandb=args.wandb, wandb_project=args.wandb_project, progress=not args.no_progress,
-    )
-    if args.quick:
-        experiment = quick(experiment)
-    protocol = {}
-    if args.episodes is not None:
-        protocol["episodes"] = args.episodes
-    if args.eval_seed is not None:
-        protocol["seed_set"] = args.eval_seed
+    common = dict(data=args.data, task=args.task, model=args.model, checkpoint=args.checkpoint, probe=args.probe,
+                  out=args.out, seed=args.seed, device=args.device,
+                  sampling_steps=args.sampling_steps, wandb=args.wandb, wandb_project=args.wandb_project,
+                  progress=not args.no_progress, control=ControlSettings(**control),
+                  ppo=PPOSettings(**ppo))
+    if args.precision is not None:
+        common["precision"] = args.precision
+    if args.rows is not None:
+        common["rows"] = _names(args.rows)
     explicit = {name: getattr(args, name) for name in
-                ("imagination_steps", "real_budget", "upper_bound_steps", "num_envs", "sim_envs")
-                if getattr(args, name) is not None}
-    return dataclasses.replace(
-        experiment, **explicit,
-        task=TaskSettings(**{**dataclasses.asdict(experiment.task), **task}),
-        ppo=PPOSettings(**{**dataclasses.asdict(experiment.ppo), **ppo}),
-        protocol=dataclasses.replace(experiment.protocol, **protocol),
-    )
+                ("imagination_steps", "horizon", "pool_episodes", "real_budget", "upper_bound_steps", "num_envs",
+                 "sim_envs", "snapshots") if getattr(args, name) is not None}
+    if args.quick:  # quick sizes first, so the checks of PolicyExperiment see them
+        experiment = quick(PolicyExperiment(**common, imagination_steps=10**9, upper_bound_steps=10**9))
+        experiment = dataclasses.replace(experiment, **explicit, ppo=PPOSettings(**{
+            **dataclasses.asdict(experiment.ppo), **ppo}))
+    else:
+        experiment = PolicyExperiment(**common, **explicit)
+    scoring = {}
+    if args.episodes is not None:
+        scoring["episodes"] = args.episodes
+    if args.eval_seed is not None:
+        scoring["seed_set"] = args.eval_seed
+    return dataclasses.replace(experiment, scoring=dataclasses.replace(experiment.scoring, **scoring)) if scoring \
+        else experiment
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -1,86 +1,69 @@
-"""What the policy sees: a tokenizer's latents as feature vectors, and the goal-conditioned observation."""
+"""What a policy sees, the same in imagination and in the simulator: a frame read by the state probe, the task, its commands.
+
+| part | size | what |
+|---|---|---|
+| `probe` | K | the state probe's reading of the current frame (z-units: minus the probe's training mean, over its std) |
+| `task` | 4 + T | one-hot of the named object (zeros for `aim`), then the task episode's `target` (T numbers, see the task's docstring: aim's goal view angles, reach's object centre and hand) |
+| `commands` | 2 C | the current and the start command of the C controlled entries (action units) |
+
+Why a probe reading and not latents or pixels: the frame is the only thing both worlds
+share, the probe is the instrument the task reward of the world-model envs is read with,
+and 37 numbers learn in thousands of PPO steps where a CNN on pixels needs millions (the
+compute of 2 CPU cores). The same probe reads simulator frames and predicted frames, so a
+policy meets no other input in the real world than in imagination. The task part is what
+the task asks for (a goal-conditioned policy), constant through an episode.
+"""
 from __future__ import annotations
 
-import functools
-from typing import Sequence
-
 import numpy as np
-import torch
 from gymnasium import spaces
 
-from train.policy.settings import POLICIES
+NUM_OBJECTS = 4
 
 
-class LatentFeatures:
-    """A tokenizer's latents as flat float vectors; their mean squared difference is the task's distance.
+class TaskObservation:
+    """Builds the batched observation of the table above for one task."""
 
-    Continuous latents are used as they are, token grids through the tokenizer's FSQ code
-    vectors: the same distance as `HWMEnv`'s goal reward and `planners.costs.LatentGoalCost`.
-    """
+    def __init__(self, task, probe, commander, target_size: int):
+        self.task, self.probe, self.commander = task, probe, commander
+        self.mean = np.asarray(probe.target_mean, np.float32)
+        self.std = np.maximum(np.asarray(probe.target_std, np.float32), 1e-6)
+        self.target_size = int(target_size)
+        probe_size, task_size = len(probe.target_names), NUM_OBJECTS + self.target_size
+        self.slices = {
+            "probe": slice(0, probe_size),
+            "task": slice(probe_size, probe_size + task_size),
+            "commands": slice(probe_size + task_size, probe_size + task_size + 2 * len(commander.dims)),
+        }
+        self.size = self.slices["commands"].stop
+        self.space = spaces.Box(-np.inf, np.inf, (self.size,), np.float32)
 
-    def __init__(self, tokenizer):
-        from planners.costs import code_lookup
+    @classmethod
+    def for_episode(cls, task, probe, commander, episode) -> "TaskObservation":
+        """Sized by an example episode of the task (its target's length)."""
+        return cls(task, probe, commander, np.asarray(episode.target).size)
 
-        self.tokenizer = tokenizer
-        self.codes = None
-        if tokenizer.kind == "discrete":
-            self.codes = code_lookup(tokenizer)
-            if self.codes is None:
-                raise ValueError(
-                    f"{type(tokenizer).__name__}: the goal distance of token grids needs a tokenizer with code "
-                    "vectors (indices_to_codes, e.g. the built-in FSQ tokenizer)"
-                )
+    def task_part(self, episodes) -> np.ndarray:
+        """(N, 4 + T): one-hot named object and target of each task episode."""
+        part = np.zeros((len(episodes), NUM_OBJECTS + self.target_size), np.float32)
+        for row, episode in enumerate(episodes):
+            if episode.task != self.task.name:
+                raise ValueError(f"a '{self.task.name}' policy observation got a '{episode.task}' episode")
+            if episode.object_index is not None:
+                part[row, int(episode.object_index)] = 1.0
+            target = np.asarray(episode.target, np.float32).ravel()
+            if target.size != self.target_size:
+                raise ValueError(f"task '{self.task.name}': episode target has {target.size} numbers, the "
+                                 f"observation was built for {self.target_size}")
+            part[row, NUM_OBJECTS:] = target
+        return part
 
-    def __call__(self, latents) -> np.ndarray:
-        """Latents (N, C, h, w) or tokens (N, h, w) -> features (N, D) float32."""
-        latents = torch.as_tensor(latents)
-        with torch.no_grad():
-            if self.codes is None:
-                features = latents.float().flatten(1)
-            else:
-                features = self.codes(latents.long().to(self.tokenizer.device)).float().flatten(1)  # (N, h*w*d)
-        return features.cpu().numpy()
+    def build(self, frames: np.ndarray, episodes, commands: np.ndarray) -> np.ndarray:
+        """uint8 frames (N, H, W, 3), their task episodes, `Commander` states (N, 2A) -> (N, size) float32."""
+        reading = (self.probe.predict(frames) - self.mean) / self.std  # one batched probe call
+        return np.concatenate([reading, self.task_part(episodes), self.commander.controlled_commands(commands)],
+                              axis=1).astype(np.float32)
 
-    def encode(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 frames (N, H, W, 3) -> features (N, D)."""
-        return self(self.tokenizer.encode(np.ascontiguousarray(frames)[:, None])[:, 0])
-
-    @functools.cached_property
-    def dim(self) -> int:
-        """D, the feature size of one frame."""
-        height, width = self.tokenizer.image_size
-        return self.encode(np.zeros((1, height, width, 3), np.uint8)).shape[1]
-
-
-def latent_distance(features: np.ndarray, goal_features: np.ndarray) -> np.ndarray:
-    """Mean squared feature distance per row, (N, D) x (N, D) -> (N,)."""
-    return np.mean((features - goal_features) ** 2, axis=1)
-
-
-class GoalObservation:
-    """Builds the goal-conditioned observation (see the module docstring) from batched parts."""
-
-    def __init__(self, policy: str, feature_dim: int, image_size: Sequence[int], action_low, action_high):
-        if policy not in POLICIES:
-            raise ValueError(f"policy must be one of {list(POLICIES)}, got '{policy}'")
-        self.policy = policy
-        low, high = np.asarray(action_low, np.float32), np.asarray(action_high, np.float32)
-        if policy == "mlp":
-            self.space = spaces.Box(-np.inf, np.inf, (2 * feature_dim + 2 * low.shape[0],), np.float32)
-        else:
-            height, width = image_size
-            self.space = spaces.Dict({
-                "image": spaces.Box(0, 255, (height, width, 6), np.uint8),
-                "action": spaces.Box(np.tile(low, 2), np.tile(high, 2), (2 * low.shape[0],), np.float32),
-            })
-
-    def view(self, features: np.ndarray, frames: np.ndarray) -> np.ndarray:
-        """What of a frame the policy looks at: its latent features (mlp) or its pixels (cnn)."""
-        return features if self.policy == "mlp" else frames
-
-    def build(self, current: np.ndarray, goal: np.ndarray, commands: np.ndarray):
-        """Views (N, ...) of the current frames and the goals, `Commander` commands (N, 2A) -> batched observation."""
-        commands = commands.astype(np.float32)
-        if self.policy == "mlp":
-            return np.concatenate([current, goal, commands], axis=1).astype(np.float32)  # (N, 2D + 2A)
-        return {"image": np.concatenate([current, goal], axis=-1), "action": commands}  # (N, H, W, 6)
+    def part(self, observations: np.ndarray, name: str) -> np.ndarray:
+        """One part (`probe`, `task`, `commands`) of batched observations."""
+        return np.asarray(observations)[:, self.slices[name]]

@@ -8,30 +8,31 @@ from train.policy.settings import FAMILY_LABELS
 
 def markdown_table(results: dict) -> str:
     """The task line and one row per trained or baseline policy."""
-    protocol, experiment = results["protocol"], results["experiment"]
-    task = experiment["task"]
-    joints = "all action entries" if task["control"] == "all" else "the goal joints (hips, arms, neck)"
-    if task["action_mode"] == "offset":
-        acting = f"set the targets of {joints} within ±{task['max_offset']} of the start command"
+    scoring, experiment = results["scoring"], results["experiment"]
+    control = experiment["control"]
+    if control["action_mode"] == "offset":
+        acting = f"set the task's joints within ±{control['max_offset']} of the start command"
     else:
-        acting = f"move the targets of {joints} by at most {task['max_delta']} per frame"
+        acting = f"move the task's joints by at most {control['max_delta']} per step"
     intro = (
-        f"Task `{protocol['task']}` in HWM-Sim-v0: {protocol['episodes']} episodes of the policy-scoring seed "
-        f"domain (set {protocol['seed_set']}), {protocol['steps']} frames each; success = the task's predicate on "
-        f"the simulator's state (aim: final mean |angle - goal| over hip yaw/roll/pitch and neck pitch < 0.03 rad); "
-        f"brackets: 95% Wilson intervals. Policies {acting}; "
-        f"reward = minus the latent MSE to the goal image ({FAMILY_LABELS[results['world_model']['family']]}'s "
-        f"tokenizer). Training episodes: {task['horizon']} frames, goals {task['goal_min_steps']}-"
-        f"{task['goal_max_steps']} frames ahead; imagination starts from `{results['data']['path']}` "
-        f"({results['data']['train_frames']:,} frames)."
+        f"Task `{experiment['task']}`: {scoring['episodes']} episodes of the policy-scoring seed domain (set "
+        f"{scoring['seed_set']}), {scoring['steps']} frames each in HWM-Sim-v0; success = the task's predicate on "
+        f"the simulator's state; brackets: 95% Wilson intervals. Policies see the state probe's reading of the "
+        f"frame, the task and their commands, and {acting}. Training episodes: {experiment['horizon']} steps from "
+        f"the task's start distribution (policy-training seed domain), value bootstrapped at truncation; "
+        f"imagination: {FAMILY_LABELS[results['world_model']['family']]} from {results['pool']['episodes']} real "
+        f"task starts, reward = the task reward of the probe's reading of each predicted frame. Real frames of the "
+        f"imagination row: the world model's training data ({results['data']['train_frames']:,}) + the starts "
+        f"({results['pool']['real_frames']:,})."
     )
     columns = ["policy", "trained in", "success", "final task error", "real frames", "imagined frames",
                "train time (s)"]
     cells = [
         [row["policy"], row["trained_in"], format_rate(row["successes"], row["episodes"]),
          f"{row['final_error_mean']:.3f} ± {row['final_error_std']:.3f}",
-         f"{row['real_frames']:,}", f"{row['imagined_frames']:,}" if row.get("imagined_frames") else "-",
-         f"{row['train_seconds']:.0f}"]
+         f"{row['real_frames']:,}" if row["real_frames"] else "-",
+         f"{row['imagined_frames']:,}" if row.get("imagined_frames") else "-",
+         f"{row['train_seconds']:.0f}" if row["train_seconds"] else "-"]
         for row in results["rows"]
     ]
     return tables.markdown_table(columns, cells, align="llrrrrr", intro=intro)

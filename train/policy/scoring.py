@@ -1,4 +1,11 @@
-"""Scoring a policy in HWM-Sim-v0 on `aim` task episodes of the policy-scoring seed domain, and the row it makes."""
+"""Scoring a policy on a task's episodes, in HWM-Sim-v0 (the truth) and in a world model (what imagination believes).
+
+Both run the same episodes (`planners.benchmark.make_episodes(..., domain="policy-scoring")`)
+for the task's length, with the same observation and commands. The simulator scores the
+final state with the task's predicate; the world model scores the final predicted frame with
+the task's predicate on the probe's reading (its `info["is_success"]`). `hwm bench policies`
+ranks policies by both.
+"""
 from __future__ import annotations
 
 import math
@@ -8,70 +15,92 @@ from typing import Any, Callable
 import numpy as np
 
 from models.intervals import wilson_interval
-from planners.benchmark import Protocol, score
-from train.policy.commander import Commander
-from train.policy.observation import GoalObservation, LatentFeatures, latent_distance
+
+Policy = Callable[[np.ndarray, np.random.Generator], np.ndarray]  # observations (N, D), rng -> u (N, C)
 
 
-def evaluate_in_sim(act: Callable[[Any, np.random.Generator], np.ndarray], episodes, sim, features: LatentFeatures,
-                    observation: GoalObservation, commander: Commander, protocol: Protocol, frame_stride: int = 1,
-                    description: str = "evaluate", progress: bool = True) -> dict[str, Any]:
-    """Run `act(observation, rng)` from each task episode's start for `protocol.steps` frames.
+def score_in_sim(policy: Policy, episodes, sim, observation, commander, frames: int, frame_stride: int = 1,
+                 description: str = "score in HWM-Sim-v0", progress: bool = True) -> dict[str, Any]:
+    """Run `policy` from each episode's start for `frames` frames; the task's final error and success on the truth.
 
-    The policy acts every `frame_stride` frames (one world-model step); `rng` is seeded by
-    the episode's planner seed, the same for every row. Scored by the planning benchmark's
-    `score`: the task's final error (rad for aim) and success predicate on the simulator's state.
+    The policy acts once per world-model step (`frame_stride` frames); its rng is seeded by
+    the episode's `planner_seed`, the same for every policy and world.
     """
     from tqdm.auto import tqdm
 
-    from hwm_env.tasks import make_task
+    from planners.benchmark import score
 
-    task = make_task(protocol.task)
-    errors, successes, distances = [], [], []
+    task = observation.task
+    errors, successes = [], []
     start_time = time.perf_counter()
     for episode in tqdm(episodes, desc=description, disable=not progress, dynamic_ncols=True):
-        sim.set_state(episode.start)
+        task_episode = episode.task_episode
+        sim.unwrapped.set_state(task_episode.start)
         rng = np.random.default_rng(episode.planner_seed)
-        commands = commander.start(episode.hold_action[None])  # (1, 2A): the pose held during the settle frames
-        frame = episode.start_frame
-        goal_features = features.encode(episode.goal_frame[None])
-        goal = observation.view(goal_features, episode.goal_frame[None])
-        current = features.encode(frame[None])
-        for _ in range(math.ceil(protocol.steps / frame_stride)):
-            policy_action = act(observation.build(observation.view(current, frame[None]), goal, commands), rng)
-            commands = commander.step(commands, policy_action)
+        commands = commander.start(task_episode.hold_action[None])
+        frame = task_episode.start_frame
+        for _ in range(math.ceil(frames / frame_stride)):
+            commands = commander.step(commands, policy(observation.build(frame[None], [task_episode], commands), rng))
             for _ in range(frame_stride):
                 frame, *_ = sim.step(commander.action(commands)[0])
-            current = features.encode(frame[None])
         result = score(sim, task, episode)
         errors.append(result.error)
         successes.append(result.success)
-        distances.append(float(latent_distance(current, goal_features)[0]))
-    return {"errors": errors, "successes": successes, "final_distances": distances,
-            "seconds": time.perf_counter() - start_time}
+    return {"errors": errors, "successes": successes, "seconds": time.perf_counter() - start_time}
 
 
-def ppo_actor(model) -> Callable:
-    return lambda observation, rng: model.predict(observation, deterministic=True)[0]
+def score_in_imagination(policy: Policy, episodes, observation, commander, frames: int, batch_size: int = 64,
+                         description: str = "score in imagination", progress: bool = True,
+                         **env_kwargs) -> dict[str, Any]:
+    """The same episodes in a world model (`HWMVectorEnv(task=..., **env_kwargs)`), `batch_size` at a time.
+
+    Each batch starts from its episodes' contexts (queued in order) and is stepped with one
+    model call per step for ceil(frames / frame_stride) steps; error and success are the
+    probe's reading of the last predicted frame.
+    """
+    from tqdm.auto import tqdm
+
+    from hwm_env.vector_env import HWMVectorEnv
+
+    errors, successes = [], []
+    start_time = time.perf_counter()
+    size = min(batch_size, len(episodes))
+    env = HWMVectorEnv(num_envs=size, obs_mode="rgb", task=observation.task, max_episode_steps=None,
+                       autoreset_mode="Disabled", **env_kwargs)
+    try:
+        imagination = env.imagination
+        model_steps = math.ceil(frames / env.runner.frame_stride)
+        bar = tqdm(total=len(episodes) * model_steps, desc=description, disable=not progress, dynamic_ncols=True)
+        for first in range(0, len(episodes), size):
+            chunk = episodes[first: first + size]
+            chunk = chunk + [chunk[-1]] * (size - len(chunk))  # a short last batch: the spare envs repeat one
+            task_episodes = [episode.task_episode for episode in chunk]
+            imagination.context_source.queue(task_episodes)
+            env.reset_envs(range(size), [episode.planner_seed for episode in chunk], [None] * size)
+            rng = np.random.default_rng(chunk[0].planner_seed)
+            commands = commander.start(np.stack([episode.hold_action for episode in task_episodes]))
+            for _ in range(model_steps):
+                frames = imagination.frames_of(range(size))
+                commands = commander.step(commands, policy(observation.build(frames, task_episodes, commands), rng))
+                env.step(commander.action(commands))
+                bar.update(min(size, len(episodes) - first))
+            real = min(size, len(episodes) - first)
+            errors += imagination.task_errors[:real].tolist()
+            successes += imagination.task_successes[:real].tolist()
+        bar.close()
+    finally:
+        env.close()
+    return {"errors": errors, "successes": successes, "seconds": time.perf_counter() - start_time}
 
 
-def random_actor(action_dim: int) -> Callable:
-    return lambda observation, rng: rng.uniform(-1.0, 1.0, (1, action_dim)).astype(np.float32)
-
-
-def hold_actor(action_dim: int) -> Callable:
-    return lambda observation, rng: np.zeros((1, action_dim), np.float32)
-
-
-def summarize(row: str, label: str, trained_in: str, evaluation: dict, protocol: Protocol, **details) -> dict:
+def summarize(row: str, label: str, trained_in: str, evaluation: dict, task: str, **details) -> dict:
     errors = np.asarray(evaluation["errors"], dtype=np.float64)
     successes, episodes = int(sum(evaluation["successes"])), len(errors)
     return {
-        "row": row, "policy": label, "trained_in": trained_in, "task": protocol.task,
+        "row": row, "policy": label, "trained_in": trained_in, "task": task,
         "successes": successes, "episodes": episodes, "success_rate": successes / episodes,
         "success_interval": list(wilson_interval(successes, episodes)),
         "final_error_mean": float(errors.mean()), "final_error_std": float(errors.std()),
-        "final_latent_distance_mean": float(np.mean(evaluation["final_distances"])),
         "eval_seconds": evaluation["seconds"],
         **details,
         "final_errors": [float(error) for error in errors],
