@@ -133,7 +133,7 @@ def ranking_markdown(results: dict[str, Any], command: str) -> str:
 
 
 def scatter_plot(results: dict[str, Any], path: str | Path) -> Path:
-    """Imagined against simulated success rate, one labelled point per policy, the diagonal for agreement."""
+    """Imagined against simulated success rate and final task error, one labelled point per policy."""
     try:
         import matplotlib
 
@@ -142,19 +142,24 @@ def scatter_plot(results: dict[str, Any], path: str | Path) -> Path:
     except ImportError as error:
         raise ValueError("--plot needs matplotlib: pip install 'humanoid-world-models[plots]'") from error
     rows, agreement = results["policies"], results["agreement"]
-    figure, axis = plt.subplots(figsize=(5, 5))
-    axis.plot([0, 1], [0, 1], color="0.7", linestyle="--", linewidth=1)
-    axis.scatter([row["sim_rate"] for row in rows], [row["imagined_rate"] for row in rows])
-    for row in rows:
-        axis.annotate(row["policy"], (row["sim_rate"], row["imagined_rate"]), fontsize=7, xytext=(3, 3),
-                      textcoords="offset points")
-    axis.set(xlim=(-0.05, 1.05), ylim=(-0.05, 1.05), xlabel="success in HWM-Sim-v0",
-             ylabel="success in imagination (probe)",
-             title=f"{results['task']}: Kendall {agreement['kendall']:.2f}, Spearman {agreement['spearman']:.2f}")
+    figure, axes = plt.subplots(1, 2, figsize=(10, 5))
+    panels = (("rate", "success", agreement["kendall"], agreement["spearman"]),
+              ("error_mean", "final task error", agreement["error_kendall"], agreement["error_spearman"]))
+    for axis, (key, label, kendall, spearman) in zip(axes, panels):
+        x = [row[f"sim_{key}"] for row in rows]
+        y = [row[f"imagined_{key}"] for row in rows]
+        high = max(max(x), max(y), 1e-6) * 1.05
+        axis.plot([0, high], [0, high], color="0.7", linestyle="--", linewidth=1)
+        axis.scatter(x, y)
+        for row, x_value, y_value in zip(rows, x, y):
+            axis.annotate(row["policy"], (x_value, y_value), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        axis.set(xlim=(-0.02 * high, high), ylim=(-0.02 * high, high), xlabel=f"{label} in HWM-Sim-v0",
+                 ylabel=f"{label} in imagination (probe)", title=f"{label}: Kendall {kendall:.2f}, Spearman {spearman:.2f}")
+    figure.suptitle(f"{results['task']}: {len(rows)} policies, {rows[0]['episodes']} episodes each")
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=90)
     plt.close(figure)
     return path
 
