@@ -68,8 +68,8 @@ class WorldModelRunner:
     All tensors stay on `device`; numpy goes in and out at the edges. `precision` ("auto",
     "fp32", "bf16") is resolved once for batches of `num_envs` (`models.precision`) and
     covers prediction and decoding (the context encoding stays in the device's default);
-    `compile` (False, True, "auto") compiles the model's and the decoder's hot methods
-    (`models.compiled`; "auto" compiles once the env has run long enough to repay it).
+    `compile` (False, True, "auto") compiles the model's hot methods, and the decoder's for
+    `num_envs` > 1 (`models.compiled`; "auto" compiles once the env has run long enough to repay it).
     """
 
     def __init__(
@@ -149,7 +149,9 @@ class WorldModelRunner:
         from models.precision import resolve_precision
 
         self.precision = resolve_precision(precision, self.device, batch_size=num_envs)
-        tokenizer = self.tokenizer if hasattr(self.tokenizer, "decoder") else None  # built-in tokenizers only
+        # The decoder is compiled for batches only (built-in tokenizers): a single env's step measured 0.94x
+        # with it compiled in fp32 and 1.0x in bf16 (benchmarks/step_breakdown.py).
+        tokenizer = self.tokenizer if hasattr(self.tokenizer, "decoder") and num_envs > 1 else None
         self.compiled_methods = compile_world_model(self.model, tokenizer, compile)
 
     @property
@@ -257,8 +259,8 @@ class WorldModelRunner:
 
         from models.precision import autocast
 
-        def call(generator):
-            with torch.no_grad(), autocast(self.precision, self.device), call_threads(len(seeds), self.device.type):
+        def call(generator):  # inference_mode: no autograd bookkeeping per op (measured 1.02-1.07x a step)
+            with torch.inference_mode(), autocast(self.precision, self.device), call_threads(len(seeds), self.device.type):
                 return self.model.predict(
                     past_latents, past_actions, actions[:, None],  # future_actions (N, 1, A)
                     generator=generator, **self.sampler_kwargs,
@@ -289,9 +291,11 @@ class WorldModelRunner:
 
     def decode(self, view) -> np.ndarray:
         """Latents (N, ...), or a mean readout's FSQ digits (N, h, w, d) float -> uint8 frames (N, H, W, 3)."""
+        import torch
+
         from models.precision import autocast
 
-        with call_threads(len(view), self.device.type), autocast(self.precision, self.device):
+        with torch.inference_mode(), call_threads(len(view), self.device.type), autocast(self.precision, self.device):
             if self.kind != "continuous" and view.is_floating_point():
                 return self.tokenizer.decode_digits(view[:, None])[:, 0].cpu().numpy()
             return self.tokenizer.decode(view[:, None])[:, 0].cpu().numpy()  # (N, 1, H, W, 3) -> (N, H, W, 3)
@@ -454,7 +458,17 @@ class ImaginationBatch:
     # --- step -----------------------------------------------------------------------------
 
     def step(self, indices: Sequence[int], actions: np.ndarray, rngs: Sequence[np.random.Generator]) -> list[float]:
-        """Advance the given envs by one latent frame with checked actions (n, A); returns their rewards."""
+        """Advance the given envs by one latent frame with checked actions (n, A); returns their rewards.
+
+        One env's step runs on one intra-op thread from end to end, not only its model calls:
+        indexing its window on two threads woke the second thread every step, which waited for
+        a core whenever another process held one (a Flow-HWM step: 44 -> 23 ms at load 3 on the
+        2 cores, 1.04x on an idle machine; benchmarks/step_breakdown.py).
+        """
+        with call_threads(len(indices), self.runner.device.type):
+            return self._step(indices, actions, rngs)
+
+    def _step(self, indices: Sequence[int], actions: np.ndarray, rngs: Sequence[np.random.Generator]) -> list[float]:
         import torch
 
         indices = [int(i) for i in indices]
@@ -608,7 +622,9 @@ class HWMEnv(gym.Env):
     native bf16); see `models.precision`. `compile`: False (default), True, or "auto"
     (compile once the env has spent about one compilation's time stepping); a compiler
     failure warns and runs eager; `env.unwrapped.runner.compile_report` has the compile
-    time. See `models.compiled`.
+    time. See `models.compiled`. A step runs on one intra-op thread (`hwm_env.threads`) and
+    compiles the model only, not the decoder; where its milliseconds go (model, decoder,
+    Python): `benchmarks/step_breakdown.py`.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": DEFAULT_FPS}
