@@ -17,6 +17,7 @@ and worlds are documented in `train/policy/`.
 Then rank the run's policies in imagination against the simulator:
 
     hwm bench policies --task aim --run runs/policy-aim-flow --plot assets/policy_ranking_aim.png
+"""
 
 from __future__ import annotations
 
