@@ -104,10 +104,13 @@ class ProbeTaskReward:
 
     def __call__(self, frames: np.ndarray, episodes: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """frames (n, H, W, 3) uint8, one task episode each -> rewards, errors (n,) float, successes (n,) bool."""
+        return self.score(self.probe.predict(frames), episodes)
+
+    def score(self, values: np.ndarray, episodes: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The same from the probe's readings `values` (n, K) of the frames (`target_names` order)."""
         from hwm_env.tasks import Readout
 
-        values = self.probe.predict(frames)
-        rewards, errors, successes = (np.zeros(len(frames)), np.zeros(len(frames)), np.zeros(len(frames), bool))
+        rewards, errors, successes = (np.zeros(len(values)), np.zeros(len(values)), np.zeros(len(values), bool))
         for row, episode in enumerate(episodes):
             readout = Readout.from_targets(values[row], list(self.probe.target_names), self.task.name)
             rewards[row] = float(self.task.reward(readout, episode))

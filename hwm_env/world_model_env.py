@@ -364,6 +364,10 @@ class ImaginationBatch:
                 context_source, runner.num_past, runner.image_size, runner.action_dim, runner.frame_stride
             )
         self.task_episodes: list[Any] = [None] * num_envs
+        # the probe's reading of each env's current frame (task envs; `target_names` order): what the task's
+        # reward, error and success were computed from, for anyone who also observes through the probe
+        self.probe_readings = None if self.task_reward is None else np.full(
+            (num_envs, len(self.task_reward.probe.target_names)), np.nan, np.float32)
         self.task_errors = np.full(num_envs, np.nan)
         self.task_successes = np.zeros(num_envs, dtype=bool)
         latent_dtype = torch.float32 if runner.kind == "continuous" else torch.int64
@@ -450,8 +454,7 @@ class ImaginationBatch:
         for i, context in zip(indices, contexts):
             self.task_episodes[i] = context.task_episode
         if self.task_reward is not None:
-            _, errors, successes = self.task_reward(self.frames[indices], [self.task_episodes[i] for i in indices])
-            self.task_errors[indices], self.task_successes[indices] = errors, successes
+            self._read_task(indices)
         self.elapsed_steps[indices] = 0
         self.is_reset[indices] = True
 
@@ -496,11 +499,18 @@ class ImaginationBatch:
                 self.last_view[index] = next_view
         return self._rewards(indices, next_latents, actions)
 
+    def _read_task(self, indices: list[int]) -> np.ndarray:
+        """The probe reads the current frames of `indices` (one batched call); stores the readings, the task's
+        errors and successes; returns the rewards."""
+        self.probe_readings[indices] = self.task_reward.probe.predict(self.frames[indices])
+        rewards, errors, successes = self.task_reward.score(self.probe_readings[indices],
+                                                            [self.task_episodes[i] for i in indices])
+        self.task_errors[indices], self.task_successes[indices] = errors, successes
+        return rewards
+
     def _rewards(self, indices: list[int], next_latents, actions: np.ndarray) -> list[float]:
         if self.task_reward is not None:
-            rewards, errors, successes = self.task_reward(self.frames[indices], [self.task_episodes[i] for i in indices])
-            self.task_errors[indices], self.task_successes[indices] = errors, successes
-            return rewards.tolist()
+            return self._read_task(indices).tolist()
         if self.reward_fn is not None:
             latents = next_latents.cpu().numpy()
             return [

@@ -82,7 +82,7 @@ def test_the_observation_is_the_probes_reading_the_task_and_the_commands(tiny):
     observation = TaskObservation.for_episode(task, probe, commander, episodes[0])
     frames = np.stack([episode.start_frame for episode in episodes])
     commands = commander.start(np.stack([episode.hold_action for episode in episodes]))
-    built = observation.build(frames, episodes, commands)
+    built = observation.build(observation.read(frames), episodes, commands)
     assert built.shape == (2, observation.size) and observation.space.contains(built[0])
     np.testing.assert_allclose(observation.part(built, "probe"),
                                (probe.predict(frames) - probe.target_mean) / probe.target_std, rtol=1e-5, atol=1e-5)
@@ -93,7 +93,7 @@ def test_the_observation_is_the_probes_reading_the_task_and_the_commands(tiny):
     np.testing.assert_array_equal(observation.part(built, "commands"), commander.controlled_commands(commands))
     aim_episode = draw_task_starts(make_task("aim"), 1, seed=5, resolution=64)[0]
     with pytest.raises(ValueError, match="'reach' policy observation got a 'aim' episode"):
-        observation.build(frames[:1], aim_episode, commands[:1])
+        observation.build(observation.read(frames[:1]), aim_episode, commands[:1])
 
 
 def test_imagined_episodes_start_from_the_pool_pay_the_probes_task_reward_and_bootstrap(tiny):
@@ -109,10 +109,15 @@ def test_imagined_episodes_start_from_the_pool_pay_the_probes_task_reward_and_bo
         assert all(any(episode is start for start in pool) for episode in imagination.task_episodes)
         reward_of = ProbeTaskReward(setup.task, tiny["probe"])
         u = np.full((3, env.action_space.shape[0]), 0.3, np.float32)
-        _, rewards, dones, _ = env.step(u)
+        observations, rewards, dones, _ = env.step(u)
         assert not dones.any()
-        expected, _, _ = reward_of(imagination.frames_of(range(3)), imagination.task_episodes)
+        frames = imagination.frames_of(range(3))
+        expected, _, _ = reward_of(frames, imagination.task_episodes)
         np.testing.assert_allclose(rewards, expected, rtol=1e-5)
+        # the observation is the probe's reading of the same predicted frames
+        probe = setup.observation.probe
+        np.testing.assert_allclose(setup.observation.part(observations, "probe"),
+                                   (probe.predict(frames) - probe.target_mean) / probe.target_std, rtol=1e-5, atol=1e-5)
         _, _, dones, infos = env.step(u)
         assert dones.all()  # the horizon: truncated, so PPO bootstraps the value of the terminal observation
         for info in infos:

@@ -58,10 +58,18 @@ class TaskObservation:
             part[row, NUM_OBJECTS:] = target
         return part
 
-    def build(self, frames: np.ndarray, episodes, commands: np.ndarray) -> np.ndarray:
-        """uint8 frames (N, H, W, 3), their task episodes, `Commander` states (N, 2A) -> (N, size) float32."""
-        reading = (self.probe.predict(frames) - self.mean) / self.std  # one batched probe call
-        return np.concatenate([reading, self.task_part(episodes), self.commander.controlled_commands(commands)],
+    def read(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 frames (N, H, W, 3) -> the probe's readings (N, K), one batched call (what `build` takes)."""
+        return self.probe.predict(frames)
+
+    def build(self, readings: np.ndarray, episodes, commands: np.ndarray) -> np.ndarray:
+        """Probe readings (N, K) of the current frames, their task episodes, `Commander` states (N, 2A) -> (N, size).
+
+        Readings, not frames: a world-model task env has already read its frames for the reward
+        (`ImaginationBatch.probe_readings`), so its observation costs no second probe call.
+        """
+        z = (np.asarray(readings, np.float32) - self.mean) / self.std
+        return np.concatenate([z, self.task_part(episodes), self.commander.controlled_commands(commands)],
                               axis=1).astype(np.float32)
 
     def part(self, observations: np.ndarray, name: str) -> np.ndarray:

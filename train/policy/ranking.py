@@ -69,8 +69,7 @@ def run_policies(run: str | Path | None, setup) -> list[RankedPolicy]:
             policies.append(RankedPolicy(label, ppo_policy(load_policy(path, setup.about)), str(path)))
         if not policies:
             raise FileNotFoundError(f"{run}: no policies (imagination/snapshots/step-*.zip, imagination.zip, ...)")
-        best = policies[-1] if len(policies) == 1 else next(
-            (policy for policy in policies if policy.name == "sim-unlimited"), policies[-1])
+        best = next((policy for policy in policies if policy.name == "sim-unlimited"), policies[-1])
         for epsilon in NOISE_LEVELS:
             policies.append(RankedPolicy(f"{best.name}, eps {epsilon}", noisy_policy(best.act, size, epsilon),
                                          f"{best.source} + epsilon-random {epsilon}"))

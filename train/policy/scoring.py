@@ -40,7 +40,8 @@ def score_in_sim(policy: Policy, episodes, sim, observation, commander, frames: 
         commands = commander.start(task_episode.hold_action[None])
         frame = task_episode.start_frame
         for _ in range(math.ceil(frames / frame_stride)):
-            commands = commander.step(commands, policy(observation.build(frame[None], [task_episode], commands), rng))
+            observed = observation.build(observation.read(frame[None]), [task_episode], commands)
+            commands = commander.step(commands, policy(observed, rng))
             for _ in range(frame_stride):
                 frame, *_ = sim.step(commander.action(commands)[0])
         result = score(sim, task, episode)
@@ -80,8 +81,8 @@ def score_in_imagination(policy: Policy, episodes, observation, commander, frame
             rng = np.random.default_rng(chunk[0].planner_seed)
             commands = commander.start(np.stack([episode.hold_action for episode in task_episodes]))
             for _ in range(model_steps):
-                frames = imagination.frames_of(range(size))
-                commands = commander.step(commands, policy(observation.build(frames, task_episodes, commands), rng))
+                observed = observation.build(imagination.probe_readings, task_episodes, commands)  # read with the reward
+                commands = commander.step(commands, policy(observed, rng))
                 env.step(commander.action(commands))
                 bar.update(min(size, len(episodes) - first))
             real = min(size, len(episodes) - first)

@@ -75,7 +75,8 @@ class TaskPolicyWorld:
     def _episodes(self, indices) -> list:
         raise NotImplementedError
 
-    def _frames(self, indices) -> np.ndarray:
+    def _readings(self, indices) -> np.ndarray:
+        """The probe's readings (n, K) of the current frames of `indices`."""
         raise NotImplementedError
 
     def _restart_commands(self, indices) -> None:
@@ -88,7 +89,7 @@ class TaskPolicyWorld:
 
     def _observe(self, indices):
         indices = list(indices)
-        return self.task_observation.build(self._frames(indices), self._episodes(indices), self.commands[indices])
+        return self.task_observation.build(self._readings(indices), self._episodes(indices), self.commands[indices])
 
 
 class ImaginedTask(TaskPolicyWorld, HWMVecEnv):
@@ -98,7 +99,10 @@ class ImaginedTask(TaskPolicyWorld, HWMVecEnv):
                  seed: int | None = None, **env_kwargs):
         super().__init__(num_envs=num_envs, max_episode_steps=horizon, obs_mode="rgb", task=task, **env_kwargs)
         try:
-            self.vector_env.imagination.context_source.use_pool(pool)
+            imagination = self.vector_env.imagination
+            if imagination.task_reward.probe.target_names != observation.probe.target_names:
+                raise ValueError("the env's probe reads other targets than the observation's: give both the same probe")
+            imagination.context_source.use_pool(pool)
             self._set_up(self.num_envs, observation, commander)
         except Exception:
             self.close()
@@ -113,8 +117,8 @@ class ImaginedTask(TaskPolicyWorld, HWMVecEnv):
     def _episodes(self, indices) -> list:
         return [self.vector_env.imagination.task_episodes[i] for i in indices]
 
-    def _frames(self, indices) -> np.ndarray:
-        return self.vector_env.imagination.frames_of(indices)  # decoded every step: the probe reads them anyway
+    def _readings(self, indices) -> np.ndarray:
+        return self.vector_env.imagination.probe_readings[list(indices)]  # read with the reward, every step
 
 
 class SimTask(TaskPolicyWorld, BatchedVecEnv):
@@ -160,8 +164,8 @@ class SimTask(TaskPolicyWorld, BatchedVecEnv):
     def _episodes(self, indices) -> list:
         return [self.sims[i].unwrapped.episode for i in indices]
 
-    def _frames(self, indices) -> np.ndarray:
-        return self.frames[list(indices)].copy()
+    def _readings(self, indices) -> np.ndarray:
+        return self.task_observation.read(self.frames[list(indices)])
 
     def _sub_env(self, i: int):
         return self.sims[i]
