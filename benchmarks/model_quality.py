@@ -79,10 +79,10 @@ def probe_table(runs: list[dict]) -> str:
     def at(run, key, horizon):
         return f"{run[key][horizon - 1]:.3f}"
 
-    keys = ("probe_error", "copy_last_probe_error", "mean_probe_error", "true_probe_error")
+    keys = ("probe_error", "copy_last_probe_error", "mean_probe_error", "recon_probe_error", "true_probe_error")
     lines = [f"| steps | probe err h1 | h{last} | copy-last h1 | h{last} | data mean h1 | h{last} | "
-             f"true frames h1 | h{last} | FD h1 | h{last} | copy-last FD h{last} |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"reconstruction h1 | h{last} | true frames h1 | h{last} | FD h1 | h{last} | copy-last FD h{last} |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         cells = [at(run, key, horizon) for key in keys for horizon in (1, last)]
         cells += [f"{run['probe_fd'][0]:.2f}", f"{run['probe_fd'][last - 1]:.2f}",
@@ -106,11 +106,11 @@ def plot(runs: list[dict], path: Path, title: str = "") -> Path:
     horizons = first["horizons"]
     panels = [("probe error (z-units)", "probe_error",
                [("copy-last", "copy_last_probe_error"), ("data mean", "mean_probe_error"),
-                ("true frames", "true_probe_error")]),
+                ("reconstruction", "recon_probe_error"), ("true frames", "true_probe_error")]),
               ("probe-feature Fréchet distance", "probe_fd", [("copy-last", "copy_last_probe_fd")]),
               ("PSNR (dB)", "psnr", [("copy-last", "copy_last_psnr"), ("reconstruction", "recon_psnr")])]
     styles = {"copy-last": ("tab:gray", "--"), "data mean": ("tab:red", ":"), "true frames": ("black", "-."),
-              "reconstruction": ("black", "-.")}
+              "reconstruction": ("tab:brown", ":")}
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), constrained_layout=True)
     for axis, (label, key, baselines) in zip(axes, panels):
         for run in runs:

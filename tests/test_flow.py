@@ -475,3 +475,69 @@ def test_train_flow_command_needs_latents(tmp_path, capsys):
     assert main(["train", "flow", "--data", str(tmp_path / "data"), "--config", "tiny",
                  "model.num_past=3"]) == 2
     assert "data.num_past" in capsys.readouterr().err
+
+
+# --- context-noise augmentation ------------------------------------------------------------
+
+def test_context_noise_starts_silent_so_a_fine_tune_begins_as_its_source():
+    """A network given context_noise_max > 0 adds a noise-level embedding whose output layer starts at
+    zero: loaded with a plain model's weights, it predicts exactly what that model predicts."""
+    torch.manual_seed(0)
+    plain = perturbed(FlowHWM(tiny_config()))
+    noisy = FlowHWM(tiny_config(context_noise_max=0.5)).eval()
+    missing, unexpected = noisy.load_state_dict(plain.state_dict(), strict=False)
+    assert unexpected == [] and missing and all(name.startswith("network.context_noise_embed.") for name in missing)
+    window = random_window(plain.config)
+    generator = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    torch.testing.assert_close(predict(noisy, window, generator=generator()),
+                               predict(plain, window, generator=generator()), rtol=0, atol=0)
+
+
+def test_context_noise_in_training_validation_and_sampling():
+    """Training noises the normalised context with a per-sample level in [0, max] and gives the
+    level to the network; validation and sampling use the configured level (seeded by the
+    generator); the residual base is the noised last frame."""
+    torch.manual_seed(0)
+    model = perturbed(FlowHWM(tiny_config(context_noise_max=0.4, context_noise=0.1)))
+    seen = []
+    forward = model.network.forward
+
+    def spy(noisy_future, s, past, past_actions, future_actions, drop=None, context_noise=None):
+        seen.append((past.clone(), None if context_noise is None else context_noise.clone()))
+        return forward(noisy_future, s, past, past_actions, future_actions, drop, context_noise)
+
+    model.network.forward = spy
+    window = random_window(model.config, batch=64)
+    clean = model.normalize_latents(window["past_latents"])
+    model.train()
+    model(window)
+    past, level = seen.pop()
+    assert level.shape == (64,) and 0 <= level.min() and level.max() <= 0.4 and level.std() > 0.05
+    per_sample = (past - clean).flatten(1).std(1)  # the noise added to each sample's context ~ its level
+    assert torch.corrcoef(torch.stack([per_sample, level]))[0, 1] > 0.95
+    model.eval()
+    model(window)
+    past, level = seen.pop()
+    assert torch.all(level == 0.1)
+    assert 0.08 < (past - clean).std() < 0.12
+    first = predict(model, window, generator=torch.Generator().manual_seed(5))
+    again = predict(model, window, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+    assert torch.all(seen[-1][1] == 0.1)
+
+
+def test_context_noise_settings_are_checked():
+    with pytest.raises(ValueError, match="context_noise must be in"):
+        tiny_config(context_noise_max=0.2, context_noise=0.3)
+    with pytest.raises(ValueError, match="context_noise must be in"):
+        tiny_config(context_noise=0.1)  # a level the network never saw
+    with pytest.raises(ValueError, match="context_noise_max must be >= 0"):
+        tiny_config(context_noise_max=-0.1)
+    plain, noisy = FlowHWM(tiny_config()), FlowHWM(tiny_config(context_noise_max=0.2))
+    window = random_window(plain.config)
+    args = (torch.zeros(3, 1, 4, 4, 4), torch.zeros(3), plain.normalize_latents(window["past_latents"]),
+            window["past_actions"], window["future_actions"])
+    with pytest.raises(ValueError, match="trained without it"):
+        plain.network(*args, None, torch.zeros(3))
+    with pytest.raises(ValueError, match="pass context_noise"):
+        noisy.network(*args)

@@ -93,6 +93,7 @@ def test_true_frames_as_prediction_give_the_probe_ceiling(split):
     results = evaluate(OracleModel(tokenizer, split), tokenizer, split, probe=probe)
     assert results["recon_psnr"] == results["psnr"]  # the frames really are the true ones
     assert results["probe_error"] == results["true_probe_error"]
+    assert results["recon_probe_error"] == results["true_probe_error"]  # a lossless tokenizer reconstructs
     assert set(results["probe_error_by_group"]) == {"joints", "objects"}
     for group in results["probe_error_by_group"].values():
         assert group["model"] == group["true"]
@@ -134,6 +135,23 @@ def test_a_split_without_objects_scores_joints_only(tmp_path):
     results = evaluate(CopyLastModel(), tokenizer, split, horizon=2, probe=probe)
     assert list(results["probe_error_by_group"]) == ["joints"]
     assert results["probe_error"] == pytest.approx(results["probe_error_by_group"]["joints"]["model"], rel=1e-12)
+
+
+def test_the_reconstruction_baseline_reads_the_tokenizers_round_trip_of_the_true_frames(split):
+    tokenizer = TokenizerDouble("continuous", factor=4)  # lossy: pools 4x4, so details are lost
+    probe = probe_for(split)
+    results = evaluate(OracleModel(tokenizer, split), tokenizer, split, probe=probe)
+    targets = np.concatenate([split.states, split.object_positions], 1).astype(np.float64)
+    starts = np.array([start for _, start in results["windows"]])
+    rows = starts[:, None] + OracleModel.num_past + np.arange(5)  # (windows, horizon)
+    frames = torch.from_numpy(np.asarray(split.frames)[rows.reshape(-1)])
+    reconstructed = tokenizer.decode(tokenizer.encode(frames[:, None]))[:, 0]
+    estimate = probe.predict(reconstructed).reshape(*rows.shape, -1)
+    np.testing.assert_allclose(results["recon_probe_error"],
+                               (np.abs(estimate - targets[rows]) / probe.target_std).mean((0, 2)), rtol=1e-9)
+    assert results["recon_probe_error"] != results["true_probe_error"]
+    # the oracle predicts the true latents, so its decoded frames are the reconstruction
+    np.testing.assert_allclose(results["probe_error"], results["recon_probe_error"], rtol=1e-9)
 
 
 def test_frechet_distance_on_known_inputs():

@@ -16,7 +16,8 @@ positions off a frame) the same windows are also scored on what the frames show:
 the probe's error on the predicted frames against the state recorded at that frame, in
 z-units (|prediction - truth| / the probe's target_std, averaged over targets and per group:
 joints, objects), beside copy-last (the probe on the last context frame), the data mean (the
-probe's target_mean, no frame at all) and the true frames (the probe on the real frame: its
+probe's target_mean, no frame at all), the tokenizer's reconstruction of the true frames (the
+best a model can show through its decoder) and the true frames (the probe on the real frame: its
 ceiling); and the Fréchet distance between the probe features of the predicted frames at h
 and those of the real frames at h (is the frame still in distribution; over the windows, so
 a noisy estimate for few windows: copy-last's FD shows that floor). PSNR stops telling a
@@ -372,7 +373,7 @@ def evaluate_world_model(
             # the state recorded at each future frame: raw frame start + stride * (P + h - 1)
             rows = np.array([[item["start"] + frame_stride * (num_past + h) for h in range(horizon)]
                              for item in items])  # (b, horizon)
-            probe_scores.add(predicted, past_frames[:, -1], truth, targets.read(rows))
+            probe_scores.add(predicted, past_frames[:, -1], truth, targets.read(rows), reconstructed)
 
     results = scores.results()
     if probe_scores is not None:
@@ -411,10 +412,12 @@ def longest_horizon(split, num_past: int, *, source: str = "frames", frame_strid
 
 # --- the state probe: long-horizon scores ---------------------------------------------------
 
-PROBE_BASELINES = ("model", "copy_last", "mean", "true")
+# "recon": the probe on the tokenizer's reconstruction of the true frames, the best a model can show
+# through its decoder (a model's frames are always decoded; copy-last and true frames are raw)
+PROBE_BASELINES = ("model", "copy_last", "mean", "recon", "true")
 # results key of each baseline's probe error (z-units); the groups' errors nest under these names
 PROBE_ERROR_KEYS = {"model": "probe_error", "copy_last": "copy_last_probe_error", "mean": "mean_probe_error",
-                    "true": "true_probe_error"}
+                    "recon": "recon_probe_error", "true": "true_probe_error"}
 
 
 def frechet_distance(features_a, features_b) -> float:
@@ -507,12 +510,15 @@ class ProbeScores:
     def _features(self, frames: torch.Tensor) -> np.ndarray:
         return self.probe.features(frames.numpy()).detach().double().cpu().numpy()
 
-    def add(self, predicted: torch.Tensor, last: torch.Tensor, truth: torch.Tensor, targets: np.ndarray) -> None:
-        """predicted, truth: uint8 (b, horizon, H, W, 3); last: uint8 (b, H, W, 3), the last context
-        frames; targets: (b, horizon, D) the recorded targets at the future frames."""
+    def add(self, predicted: torch.Tensor, last: torch.Tensor, truth: torch.Tensor, targets: np.ndarray,
+            reconstructed: torch.Tensor) -> None:
+        """predicted, truth, reconstructed (the tokenizer's round trip of truth): uint8 (b, horizon,
+        H, W, 3); last: uint8 (b, H, W, 3), the last context frames; targets: (b, horizon, D) the
+        recorded targets at the future frames."""
         size, horizon = truth.shape[:2]
         frames = {"model": predicted.reshape(-1, *truth.shape[2:]), "true": truth.reshape(-1, *truth.shape[2:])}
         estimates = {name: self._predict(value).reshape(size, horizon, -1) for name, value in frames.items()}
+        estimates["recon"] = self._predict(reconstructed.reshape(-1, *truth.shape[2:])).reshape(size, horizon, -1)
         estimates["copy_last"] = np.repeat(self._predict(last)[:, None], horizon, axis=1)
         estimates["mean"] = np.broadcast_to(self.mean, targets.shape)
         for name, estimate in estimates.items():
@@ -931,8 +937,9 @@ def markdown_table(results: dict[str, Any]) -> str:
         for i, row in enumerate(rows):
             row += [_cell(results[PROBE_ERROR_KEYS[name]][i], 3) for name in PROBE_BASELINES]
             row.append(_cell(results["probe_fd"][i], 2))
-        columns += ["probe err", "copy-last err", "mean err", "true-frame err", "probe FD"]
+        columns += ["probe err", "copy-last err", "mean err", "recon err", "true-frame err", "probe FD"]
         intro += (" Probe error: mean |probe - recorded state| in z-units (target_std) on the predicted frames, "
-                  "copy-last, the data mean and the true frames (the ceiling); FD: Fréchet distance of the probe "
+                  "copy-last, the data mean, the tokenizer's reconstruction of the true frames (the best a "
+                  "decoded frame shows) and the true frames (the ceiling); FD: Fréchet distance of the probe "
                   "features of predicted vs real frames.")
     return tables.markdown_table(columns, rows, intro=intro) + "\n"
