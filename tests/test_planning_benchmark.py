@@ -253,6 +253,41 @@ def test_oracle_gap_and_its_interval_on_known_counts():
     assert oracle["oracle_gap"] is None and random["oracle_gap"] is None
 
 
+def test_summary_table_puts_the_planners_of_each_task_side_by_side(tmp_path, capsys):
+    """benchmarks/planning_table.py (the README's table) from per-task rows: one line per task and model,
+    MPPI and CEM in their own columns, gaps against the same planner's oracle."""
+    import importlib.util
+
+    def row(task, model, planner, successes, seconds=None):
+        return {"task": task, "model": model, "planner": planner, "successes": successes, "episodes": 100,
+                "success_rate": successes / 100, "final_error_mean": 0.1, "start_error_mean": 0.25,
+                "seconds_per_plan": seconds}
+
+    aim = [row("aim", "flow", "MPPI", 60, 1.5), row("aim", "oracle", "MPPI", 80, 0.5),
+           row("aim", "flow", "CEM", 40, 1.2), row("aim", "oracle", "CEM", 50, 0.4), row("aim", "hold", "none", 0)]
+    reach = [row("reach", "masked", "MPPI", 3, 0.7), row("reach", "oracle", "MPPI", 1, 0.6)]
+    paths = []
+    for name, rows in (("aim", aim), ("reach", reach)):
+        paths.append(tmp_path / f"planning_{name}.json")
+        paths[-1].write_text(json.dumps(rows))
+    spec = importlib.util.spec_from_file_location("planning_table", "benchmarks/planning_table.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main([str(path) for path in paths] + ["--out", str(tmp_path / "table.md")]) == 0
+    lines = [line for line in (tmp_path / "table.md").read_text().splitlines() if line.startswith("| ")][1:]
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    assert [line[:2] for line in cells] == [["`aim` (0.250 rad)", "Flow-HWM"], ["", "oracle (simulator)"],
+                                            ["", "hold start pose"], ["`reach` (0.250 m)", "Masked-HWM"],
+                                            ["", "oracle (simulator)"]]
+    flow = cells[0]
+    assert flow[2].endswith("(60/100)") and flow[4].endswith("(40/100)")
+    assert flow[3].startswith("+0.20") and flow[5].startswith("+0.10")  # each against its own planner's oracle
+    assert flow[7] == "1.50" and cells[2][4] == "-" and cells[3][3].startswith("-0.02")
+    (tmp_path / "bad.json").write_text("{}")
+    assert script.main([str(tmp_path / "bad.json")]) == 2
+    assert "expected the JSON list of rows" in capsys.readouterr().err
+
+
 def test_planner_settings_merge_and_check():
     assert planner_settings("cem", {"horizon": 2})["horizon"] == 2
     assert planner_settings("mppi", quick=True)["num_samples"] == 6

@@ -124,3 +124,47 @@ def markdown_table(rows: list[dict]) -> str:
         for row in rows
     ]
     return tables.markdown_table(columns, cells, align="llrrrrrl", intro=header)
+
+
+SUMMARY_MODELS = ("flow", "masked", "oracle", "random", "hold", "scripted")
+UNITS = {"reach": "m", "push": "m"}  # the other tasks' errors are angles (rad)
+
+
+def summary_table(rows: list[dict]) -> str:
+    """The README's table across tasks: one line per (task, model) with MPPI's and CEM's success
+    and oracle gap side by side, MPPI's final error and seconds per plan (the per-task tables of
+    `markdown_table` hold every setting). Tasks in the order their rows come."""
+    if not rows:
+        raise ValueError("no planning rows to summarise")
+    by_key = {(row["task"], row["model"], row["planner"]): row for row in rows}
+    oracles = {(row["task"], row["planner"]): row for row in rows if row["model"] == "oracle"}
+    tasks = list(dict.fromkeys(row["task"] for row in rows))
+    columns = ["task (start error)", "model", "MPPI success", "MPPI oracle gap", "CEM success", "CEM oracle gap",
+               "MPPI final error", "s / plan"]
+    cells = []
+    for task in tasks:
+        first = True
+        for model in SUMMARY_MODELS:
+            planned = [by_key.get((task, model, planner)) for planner in ("MPPI", "CEM")]
+            if model in ("random", "hold", "scripted"):
+                planned = [by_key.get((task, model, "none")), None]
+            mppi, cem = planned
+            if mppi is None and cem is None:
+                continue
+            shown = mppi or cem
+            label = ""
+            if first:
+                label = f"`{task}` ({shown['start_error_mean']:.3f} {UNITS.get(task, 'rad')})"
+                first = False
+            cells.append([
+                label, MODEL_LABELS.get(model, model),
+                "-" if mppi is None else format_rate(mppi["successes"], mppi["episodes"]),
+                "-" if mppi is None else _gap_cell(mppi, oracles),
+                "-" if cem is None else format_rate(cem["successes"], cem["episodes"]),
+                "-" if cem is None else _gap_cell(cem, oracles),
+                "-" if mppi is None else f"{mppi['final_error_mean']:.3f}",
+                "-" if mppi is None or mppi["seconds_per_plan"] is None else f"{mppi['seconds_per_plan']:.2f}",
+            ])
+    intro = ("Success with 95% Wilson intervals; oracle gap = the simulator-planner's success minus the "
+             "world model's, same planner, budget, cost and episodes (Agresti-Caffo interval).")
+    return tables.markdown_table(columns, cells, align="llrrrrrr", intro=intro)

@@ -27,7 +27,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--model", choices=FAMILIES, default="flow", help="model family (default: flow)")
     parser.add_argument("--checkpoint", default=None,
                         help="world-model checkpoint folder (default: the shipped <model>-default)")
-    parser.add_argument("--steps", type=int, default=60, help="steps to play after the context (default: 60)")
+    parser.add_argument("--steps", type=int, default=64, help="steps to play after the context (default: 64, 4.3 s at 15 Hz)")
     parser.add_argument("--out", default="hwm_demo.gif", help="output GIF path (default: hwm_demo.gif)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the start and of the scripted actions")
     parser.add_argument("--scale", type=int, default=4, help="upscaling of the frames in the GIF (default: 4)")
