@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vector-steps", type=int, default=10, help="timed steps per vector row (default 10)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2: the CPU budget)")
-    parser.add_argument("--json", default="benchmarks/results/env_speed.json")
+    parser.add_argument("--json", default="env_speed.json", help="results file, written after every row (default: env_speed.json here)")
     args = parser.parse_args(argv)
 
     import torch

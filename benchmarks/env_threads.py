@@ -1,6 +1,6 @@
 """Single-env step time on an idle machine and with the other core busy, per thread setting.
 
-    python benchmarks/env_threads.py [--steps 200] [--json benchmarks/results/env_threads.json]
+    python benchmarks/env_threads.py [--steps 200] [--json env_threads.json]
 
 OpenMP's default wait policy spins idle threads; with another process on one of the two
 cores, a batch-1 step then waits for a descheduled thread. Each row runs in a fresh
