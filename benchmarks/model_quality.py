@@ -73,18 +73,31 @@ def table(runs: list[dict]) -> str:
 
 
 def probe_table(runs: list[dict]) -> str:
-    """The long-horizon scores at horizons 1 and H (the last): probe error (z-units) and FD."""
+    """The long-horizon scores at horizons 1 and H (the last) and the probe error's mean over 1..H (how
+    models and samplers are chosen: README, Evaluation) with its standard error over the windows."""
     last = len(runs[0]["horizons"])
 
     def at(run, key, horizon):
         return f"{run[key][horizon - 1]:.3f}"
 
+    def mean_over_horizons(run):
+        windows = run.get("window_probe_error", {}).get("model")
+        if not windows:
+            return f"{sum(run['probe_error']) / last:.3f}"
+        per_window = [sum(row) / len(row) for row in windows]
+        mean = sum(per_window) / len(per_window)
+        spread = (sum((x - mean) ** 2 for x in per_window) / max(len(per_window) - 1, 1)) ** 0.5
+        return f"{mean:.3f} ± {spread / len(per_window) ** 0.5:.3f}"
+
     keys = ("probe_error", "copy_last_probe_error", "mean_probe_error", "recon_probe_error", "true_probe_error")
-    lines = [f"| steps | probe err h1 | h{last} | copy-last h1 | h{last} | data mean h1 | h{last} | "
-             f"reconstruction h1 | h{last} | true frames h1 | h{last} | FD h1 | h{last} | copy-last FD h{last} |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"| steps | probe err h1 | h{last} | mean h1-{last} ± SE | copy-last h1 | h{last} | mean h1-{last} | "
+             f"data mean h1 | h{last} | reconstruction h1 | h{last} | true frames h1 | h{last} | FD h1 | h{last} | "
+             f"copy-last FD h{last} |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
-        cells = [at(run, key, horizon) for key in keys for horizon in (1, last)]
+        cells = [at(run, keys[0], 1), at(run, keys[0], last), mean_over_horizons(run),
+                 at(run, keys[1], 1), at(run, keys[1], last), f"{sum(run[keys[1]]) / last:.3f}"]
+        cells += [at(run, key, horizon) for key in keys[2:] for horizon in (1, last)]
         cells += [f"{run['probe_fd'][0]:.2f}", f"{run['probe_fd'][last - 1]:.2f}",
                   f"{run['copy_last_probe_fd'][last - 1]:.2f}"]
         lines.append(f"| {run['steps']} | " + " | ".join(cells) + " |")

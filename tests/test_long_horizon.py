@@ -111,6 +111,9 @@ def test_true_frames_as_prediction_give_the_probe_ceiling(split):
     estimate = probe.predict(frames).reshape(*rows.shape, -1)
     np.testing.assert_allclose(results["true_probe_error"],
                                (np.abs(estimate - targets[rows]) / probe.target_std).mean((0, 2)), rtol=1e-12)
+    per_window = np.asarray(results["window_probe_error"]["model"])  # (windows, horizon)
+    np.testing.assert_allclose(per_window, (np.abs(estimate - targets[rows]) / probe.target_std).mean(2), rtol=1e-12)
+    np.testing.assert_allclose(per_window.mean(0), results["probe_error"], rtol=1e-12)
     table = markdown_table(results)
     assert "probe err" in table and "probe FD" in table
 
@@ -275,7 +278,12 @@ def test_model_quality_benchmark_plots_the_long_horizon(sim_data, flow_checkpoin
     run = json.loads(out.read_text())["runs"][0]
     assert len(run["probe_fd"]) == 8 and run["probe"] == "probe-test"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-    assert "probe err h1" in out.with_suffix(".md").read_text()
+    table = out.with_suffix(".md").read_text()
+    assert "probe err h1" in table and "mean h1-8 ± SE" in table
+    # the mean over horizons is the mean of the per-window means, with its standard error over the windows
+    windows = np.asarray(run["window_probe_error"]["model"]).mean(1)
+    expected = f"{windows.mean():.3f} ± {windows.std(ddof=1) / np.sqrt(len(windows)):.3f}"
+    assert expected in table
     with pytest.raises(SystemExit):  # a plot of the probe's scores without a probe
         benchmark.main(["--checkpoint", str(flow_checkpoint), "--data", str(sim_data), "--json", str(out),
                         "--plot", str(png)])

@@ -502,6 +502,7 @@ class ProbeScores:
         # (baseline, group) -> (horizon,) sum over windows of the mean z-error over the group's targets
         self.sums = {(name, group): np.zeros(horizon) for name in PROBE_BASELINES for group in ("all", *groups)}
         self.features: dict[str, list[np.ndarray]] = {"model": [], "copy_last": [], "true": []}
+        self.windows: dict[str, list[np.ndarray]] = {"model": [], "copy_last": []}  # (b, horizon) per batch
         self.count = 0
 
     def _predict(self, frames: torch.Tensor) -> np.ndarray:
@@ -524,6 +525,8 @@ class ProbeScores:
         for name, estimate in estimates.items():
             errors = np.abs(estimate - targets) / self.std  # (b, horizon, D) z-units
             self.sums[name, "all"] += errors.mean(2).sum(0)
+            if name in self.windows:
+                self.windows[name].append(errors.mean(2))
             for group, columns in self.groups.items():
                 self.sums[name, group] += errors[..., columns].mean(2).sum(0)
         for name, value in frames.items():
@@ -542,6 +545,8 @@ class ProbeScores:
         results["copy_last_probe_fd"] = [frechet_distance(features["copy_last"], features["true"][:, h])
                                          for h in range(self.horizon)]
         results["probe_targets"] = [str(name) for name in self.probe.target_names]
+        # per window and horizon (model and copy-last): paired comparisons between runs on the same windows
+        results["window_probe_error"] = {name: np.concatenate(parts).tolist() for name, parts in self.windows.items()}
         return results
 
 

@@ -5,7 +5,8 @@ Writes `{"horizons", "psnr", "ssim", "sharpness", "copy_last_psnr", "recon_psnr"
 the Markdown table. `--probe` (a state probe: shipped name or folder) adds the long-horizon
 scores per horizon: `probe_error`, `copy_last_probe_error`, `mean_probe_error`,
 `recon_probe_error`, `true_probe_error` (z-units), `probe_error_by_group` ({joints, objects:
-{model, copy_last, mean, recon, true}}), `probe_fd`, `copy_last_probe_fd`, and `probe`, `probe_targets`:
+{model, copy_last, mean, recon, true}}), `window_probe_error` ({model, copy_last}: per window and
+horizon, for paired comparisons), `probe_fd`, `copy_last_probe_fd`, and `probe`, `probe_targets`:
 
     hwm eval model --checkpoint flow-default --data data/sim-eval --horizon 64 --probe probe-default \
         --json flow.json
