@@ -84,11 +84,6 @@ class FlowConfig:
     time_uniform_fraction: float = 0.1  # share of uniform s so few-step sampling is trained
     cfg_dropout: float = 0.1  # probability of dropping the condition in training
     cfg_drop: str = "actions"  # "actions": action tokens -> null; "context": also past video
-    # context-noise augmentation (GameNGen): training adds N(0, level^2) to the normalised past
-    # latents, level ~ U(0, context_noise_max) per sample, and gives the level to the network, so
-    # it learns to correct a context that has drifted (a rollout's own predictions); 0 = off
-    context_noise_max: float = 0.0
-    context_noise: float = 0.0  # the level sampling (and validation) adds to the context
     # sampling defaults (predict(steps=None, cfg_scale=None) use these)
     sampler: str = "euler"
     num_sampling_steps: int = 2
@@ -114,10 +109,6 @@ class FlowConfig:
         need(0.0 <= self.cfg_dropout < 1.0, f"cfg_dropout must be in [0, 1), got {self.cfg_dropout}")
         need(0.0 <= self.time_uniform_fraction <= 1.0,
              f"time_uniform_fraction must be in [0, 1], got {self.time_uniform_fraction}")
-        need(0.0 <= self.context_noise_max, f"context_noise_max must be >= 0, got {self.context_noise_max}")
-        need(0.0 <= self.context_noise <= self.context_noise_max,
-             f"context_noise must be in [0, context_noise_max={self.context_noise_max}] (the levels the "
-             f"network was trained on), got {self.context_noise}")
         if self.past_action_tokens is not None:
             need(self.past_action_tokens >= 1, f"past_action_tokens must be >= 1, got {self.past_action_tokens}")
 
@@ -423,8 +414,6 @@ class MMDiT(nn.Module):
         self.past_action_embed = ActionEmbedder(config.action_dim, width)
         self.future_action_embed = ActionEmbedder(config.action_dim, width)
         self.time_embed = TimestepEmbedder(width)
-        if config.context_noise_max > 0:  # the context's noise level joins the time condition
-            self.context_noise_embed = TimestepEmbedder(width)
         # classifier-free guidance: dropped conditions become learned null tokens
         if config.cfg_dropout > 0:
             self.null_past_actions = nn.Parameter(torch.zeros(width))
@@ -464,10 +453,6 @@ class MMDiT(nn.Module):
         for layer in self.time_embed.mlp:
             if isinstance(layer, nn.Linear):
                 nn.init.normal_(layer.weight, std=0.02)
-        if hasattr(self, "context_noise_embed"):  # starts silent: a fine-tuned model begins as its source
-            nn.init.normal_(self.context_noise_embed.mlp[0].weight, std=0.02)
-            nn.init.zeros_(self.context_noise_embed.mlp[2].weight)
-            nn.init.zeros_(self.context_noise_embed.mlp[2].bias)
         for name, parameter in self.named_parameters():
             if name.startswith("null_"):
                 nn.init.normal_(parameter, std=0.02)
@@ -489,13 +474,11 @@ class MMDiT(nn.Module):
 
     def forward(self, noisy_future: torch.Tensor, s: torch.Tensor, past_latents: torch.Tensor,
                 past_actions: torch.Tensor, future_actions: torch.Tensor,
-                drop_condition: torch.Tensor | None = None,
-                context_noise: torch.Tensor | None = None) -> torch.Tensor:
+                drop_condition: torch.Tensor | None = None) -> torch.Tensor:
         """noisy_future (B,F,C,h,w), s (B,), past_latents (B,P,C,h,w), actions (B,N_a,A) -> velocity (B,F,C,h,w).
 
         drop_condition (B,) bool replaces the dropped samples' condition tokens by the null
-        tokens (new tensors; the caller's inputs are never written). context_noise (B,): the
-        noise level of past_latents, for a network trained with context_noise_max > 0.
+        tokens (new tensors; the caller's inputs are never written).
         """
         past_video = self.past_video_embed(self.patchify(past_latents))  # (B, P*hp*wp, C)
         future_video = self.future_video_embed(self.patchify(noisy_future))  # (B, F*hp*wp, C)
@@ -512,12 +495,6 @@ class MMDiT(nn.Module):
                 past_video = torch.where(drop, self.null_past_video, past_video)
         x = torch.cat([past_video, future_video, past_action_tokens, future_action_tokens], dim=1)  # (B, N, C)
         cond = self.time_embed(s)  # (B, C)
-        if hasattr(self, "context_noise_embed"):
-            if context_noise is None:
-                raise ValueError("this Flow-HWM was trained with context noise: pass context_noise levels (B,)")
-            cond = cond + self.context_noise_embed(context_noise)
-        elif context_noise is not None:
-            raise ValueError("context_noise given to a Flow-HWM trained without it (context_noise_max=0)")
         for block in self.blocks:
             if isinstance(block, SplitAttentionBlock):
                 x = block(x, cond, self.rope, self.spans, self.stream_mask)

@@ -156,7 +156,7 @@ class FlowHWM(WorldModel):
         past_latents, past_actions, future_actions, future_latents = self._check_window(
             batch["past_latents"], batch["past_actions"], batch["future_actions"], batch["future_latents"])
         c = self.config
-        past, level = self.noised_context(self.normalize_latents(past_latents), self.training)
+        past = self.normalize_latents(past_latents)
         data = self.encode_target(past, self.normalize_latents(future_latents))  # x1, (B, F, C, h, w)
         noise = torch.randn_like(data)  # x0
         s = sample_time(data.shape[0], logit_mean=c.time_logit_mean, logit_std=c.time_logit_std,
@@ -165,29 +165,8 @@ class FlowHWM(WorldModel):
         if c.cfg_dropout > 0 and self.training:  # validation measures the conditional model
             drop = torch.rand(data.shape[0], device=data.device) < c.cfg_dropout
         output = self.network(interpolate(noise, data, s), s, past, self.action_normalizer(past_actions),
-                              self.action_normalizer(future_actions), drop, level).float()
+                              self.action_normalizer(future_actions), drop).float()
         return F.mse_loss(output, velocity_target(noise, data)), {}
-
-    def noised_context(self, past: torch.Tensor, training: bool,
-                       generator=None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Normalised past latents with context noise added, and the levels (B,) the network is given.
-
-        Training draws a level per sample from U(0, context_noise_max); validation (training=False)
-        and sampling use `context_noise`. The residual target is taken from this noised context, so the
-        model learns to correct its context rather than copy it (at rollout time the context
-        is its own imperfect prediction). (past, None) for a model trained without it.
-        """
-        c = self.config
-        if c.context_noise_max <= 0:
-            return past, None
-        batch = past.shape[0]
-        if training:
-            level = torch.rand(batch, device=past.device) * c.context_noise_max
-            return past + level.view(-1, 1, 1, 1, 1) * torch.randn_like(past), level
-        level = torch.full((batch,), float(c.context_noise), device=past.device)
-        if c.context_noise > 0:
-            past = past + c.context_noise * self._noise(tuple(past.shape), generator)
-        return past, level
 
     # --- inference ------------------------------------------------------------------------
 
@@ -207,23 +186,20 @@ class FlowHWM(WorldModel):
         return int(steps), cfg_scale
 
     def velocity_function(self, past: torch.Tensor, past_actions: torch.Tensor, future_actions: torch.Tensor,
-                          cfg_scale: float, context_noise: torch.Tensor | None = None):
+                          cfg_scale: float):
         """v(x, s) for the sampler, given normalised context; guided passes share ONE batched call."""
         guided = cfg_scale != 1.0
         batch = past.shape[0]
         if guided:  # conditional rows first, unconditional rows second; new tensors, inputs untouched
             past, past_actions, future_actions = (torch.cat([t, t]) for t in (past, past_actions, future_actions))
             drop = torch.arange(2 * batch, device=past.device) >= batch
-            if context_noise is not None:
-                context_noise = torch.cat([context_noise, context_noise])
         autocast = model_autocast(past.device)  # the caller's precision, else bf16 on CUDA only
 
         def velocity(x: torch.Tensor, s: float) -> torch.Tensor:
             x_in = torch.cat([x, x]) if guided else x
             s_in = torch.full((x_in.shape[0],), s, device=x.device)
             with autocast:
-                v = self.network(x_in, s_in, past, past_actions, future_actions, drop if guided else None,
-                                 context_noise).float()
+                v = self.network(x_in, s_in, past, past_actions, future_actions, drop if guided else None).float()
             if not guided:
                 return v
             conditional, unconditional = v[:batch], v[batch:]
@@ -260,9 +236,9 @@ class FlowHWM(WorldModel):
         steps, cfg_scale = self._resolve_sampling(steps, cfg_scale, temperature)
         past_latents, past_actions, future_actions = self._check_window(past_latents, past_actions, future_actions)
         c = self.config
-        past, level = self.noised_context(self.normalize_latents(past_latents), False, generator)
+        past = self.normalize_latents(past_latents)
         velocity = self.velocity_function(past, self.action_normalizer(past_actions),
-                                          self.action_normalizer(future_actions), cfg_scale, level)
+                                          self.action_normalizer(future_actions), cfg_scale)
         shape = (past.shape[0], c.num_future, c.latent_channels, c.latent_height, c.latent_width)
         generated = sample(velocity, self._noise(shape, generator), steps, c.sampler)
         return self.denormalize_latents(self.decode_target(past, generated))
