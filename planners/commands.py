@@ -72,9 +72,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             help=f"{planner.upper()} hyper-parameters (default: {shown}; filter_scale is the soft "
                                  "deadband across replans, planners/plan_filter.py, 0 turns it off)")
     parser.add_argument("--flow-steps", type=int, default=None,
-                        help="Flow-HWM sampling steps per frame (default: the checkpoint's)")
+                        help="Flow-HWM sampling steps per frame (default 1: plans look one held action ahead "
+                             "of real frames, where the fastest sampler serves)")
     parser.add_argument("--masked-steps", type=int, default=None,
-                        help="Masked-HWM decoding steps per frame (default: the checkpoint's)")
+                        help="Masked-HWM decoding steps per frame (default 1, greedy)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny settings for a smoke test: 2 episodes of 4 frames, 6 samples, 1 iteration")
     parser.add_argument("--device", default="auto", help="torch device for the models (default: cuda if available)")

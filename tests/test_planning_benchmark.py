@@ -62,6 +62,9 @@ def test_quick_run_writes_every_row_with_the_schema(quick_run):
         if row["model"] in ("flow", "masked"):
             oracle = next(r for r in rows if r["model"] == "oracle" and r["planner"] == row["planner"])
             assert row["oracle_gap"] == oracle["success_rate"] - row["success_rate"]
+            # the planning sampler, whatever the checkpoint's default (the fixtures' is 2 steps)
+            assert row["sampling_steps"] == 1
+            assert row["temperature"] == (0.0 if row["model"] == "masked" else None)
         else:
             assert row["oracle_gap"] is None
         assert np.isfinite(row["final_error_mean"]) and row["final_error_mean"] >= 0

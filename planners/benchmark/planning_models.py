@@ -38,10 +38,17 @@ class FinalFrameCost:
         return self.cost(trajectory[:, -1:])  # (N, 1, ...) -> (N,)
 
 
+# The planning sampler: one flow / MaskGIT step, greedy MaskGIT. A plan looks one held action (4
+# frames) ahead of real frames, re-encoded at every replan, so the long-rollout sampler the
+# checkpoints ship with (README, Evaluation) buys nothing here and would double every plan's time.
+PLANNING_SAMPLING_STEPS = 1
+PLANNING_TEMPERATURE = 0.0
+
+
 class WorldModelPlanning:
     """Plans in a Flow-HWM or Masked-HWM checkpoint: latent rollouts from the encoded context."""
 
-    def __init__(self, kind: str, checkpoint, device: str = "cpu", sampling_steps: int | None = None,
+    def __init__(self, kind: str, checkpoint, device: str = "cpu", sampling_steps: int | None = PLANNING_SAMPLING_STEPS,
                  precision: str = "auto"):
         from models.checkpoint import frame_stride, read_config, resolve_checkpoint
         from planners.dynamics import load_world_model_dynamics
@@ -62,11 +69,12 @@ class WorldModelPlanning:
         # Data frames per latent frame: a stride-k model predicts the frame k ahead in one step.
         self.frame_stride = frame_stride(config, self.checkpoint)
         self.sampling_steps = sampling_steps
+        self.temperature = PLANNING_TEMPERATURE if kind == "masked" else None
         self.precision = precision  # models.precision: "auto" resolves per call for the batch of candidates
 
     def describe(self) -> dict:
         steps = self.sampling_steps or getattr(self.model.config, "num_sampling_steps", None)
-        return {"checkpoint": self.checkpoint, "sampling_steps": steps,
+        return {"checkpoint": self.checkpoint, "sampling_steps": steps, "temperature": self.temperature,
                 "cfg_scale": getattr(self.model.config, "cfg_scale", None),
                 "num_past": self.num_past, "frame_stride": self.frame_stride, "precision": self.precision,
                 "cost_tokenizer": f"{self.checkpoint}/tokenizer"}
@@ -96,7 +104,8 @@ class WorldModelPlanning:
         from planners.dynamics import WorldModelDynamics
 
         self.model_steps_per_hold(protocol.action_repeat)
-        dynamics = WorldModelDynamics(self.model, steps=self.sampling_steps, seed=seed, precision=self.precision)
+        dynamics = WorldModelDynamics(self.model, steps=self.sampling_steps, temperature=self.temperature, seed=seed,
+                                      precision=self.precision)
         context = self.start_context(episode.context_frames, episode.context_actions)
         return (dynamics, goal_cost(self.tokenizer, episode, protocol, task, probe),
                 HeldActionContext(context, self.frame_stride))
