@@ -289,6 +289,9 @@ def test_summary_table_puts_the_planners_of_each_task_side_by_side(tmp_path, cap
     (tmp_path / "bad.json").write_text("{}")
     assert script.main([str(tmp_path / "bad.json")]) == 2
     assert "expected the JSON list of rows" in capsys.readouterr().err
+    assert script.main([]) == 0  # by default: the repository's planning_T.json, in the tasks' order
+    printed = capsys.readouterr().out
+    assert printed.index("| `aim`") < printed.index("| `look-at`") < printed.index("| `reach`")
 
 
 def test_planner_settings_merge_and_check():
