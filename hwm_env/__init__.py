@@ -17,7 +17,7 @@ _threads.install_fork_guard()
 
 import gymnasium as gym  # noqa: E402
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 
 def _register(env_id: str, **kwargs) -> None:
