@@ -48,7 +48,7 @@ PLANNING_TEMPERATURE = 0.0
 class WorldModelPlanning:
     """Plans in a Flow-HWM or Masked-HWM checkpoint: latent rollouts from the encoded context."""
 
-    def __init__(self, kind: str, checkpoint, device: str = "cpu", sampling_steps: int | None = PLANNING_SAMPLING_STEPS,
+    def __init__(self, kind: str, checkpoint, device: str = "cpu", sampling_steps: int | None = None,
                  precision: str = "auto"):
         from models.checkpoint import frame_stride, read_config, resolve_checkpoint
         from planners.dynamics import load_world_model_dynamics
@@ -68,13 +68,12 @@ class WorldModelPlanning:
         self.num_past = dynamics.num_past
         # Data frames per latent frame: a stride-k model predicts the frame k ahead in one step.
         self.frame_stride = frame_stride(config, self.checkpoint)
-        self.sampling_steps = sampling_steps
+        self.sampling_steps = PLANNING_SAMPLING_STEPS if sampling_steps is None else int(sampling_steps)
         self.temperature = PLANNING_TEMPERATURE if kind == "masked" else None
         self.precision = precision  # models.precision: "auto" resolves per call for the batch of candidates
 
     def describe(self) -> dict:
-        steps = self.sampling_steps or getattr(self.model.config, "num_sampling_steps", None)
-        return {"checkpoint": self.checkpoint, "sampling_steps": steps, "temperature": self.temperature,
+        return {"checkpoint": self.checkpoint, "sampling_steps": self.sampling_steps, "temperature": self.temperature,
                 "cfg_scale": getattr(self.model.config, "cfg_scale", None),
                 "num_past": self.num_past, "frame_stride": self.frame_stride, "precision": self.precision,
                 "cost_tokenizer": f"{self.checkpoint}/tokenizer"}

@@ -8,7 +8,7 @@ import numpy as np
 
 from planners.benchmark.episodes import Episode, EpisodeResult, make_episodes, score
 from planners.benchmark.held_actions import HeldActionDynamics, action_repeat_env
-from planners.benchmark.planning_models import PLANNING_SAMPLING_STEPS, OraclePlanning, WorldModelPlanning
+from planners.benchmark.planning_models import OraclePlanning, WorldModelPlanning
 from planners.benchmark.protocol import (
     MODEL_LABELS, MODELS, PLANNERS, WORLD_MODELS, Protocol, make_planner, planner_settings,
 )
@@ -130,7 +130,7 @@ def run_planning_benchmark(
 
     `quick` shrinks the planners (the protocol is whatever `protocol` says).
     `sampling_steps` per family ({"flow": n, "masked": n}); missing or None means the
-    planning sampler (`PLANNING_SAMPLING_STEPS`, greedy MaskGIT).
+    planning sampler (`planning_models.PLANNING_SAMPLING_STEPS`, greedy MaskGIT).
     `required`: model names that must run; a missing checkpoint for any other world model
     (or for the oracle's cost tokenizer) skips its rows with a message through `log`.
     `on_row(rows_so_far)` is called after every row (e.g. to save partial results).
@@ -166,8 +166,7 @@ def run_planning_benchmark(
         if protocol.replan_every > values["horizon"]:
             raise ValueError(f"replan-every ({protocol.replan_every}) must not exceed the {planner} horizon "
                              f"({values['horizon']})")
-    sampling_steps = {"flow": PLANNING_SAMPLING_STEPS, "masked": PLANNING_SAMPLING_STEPS,
-                      **{kind: steps for kind, steps in (sampling_steps or {}).items() if steps is not None}}
+    sampling_steps = {"flow": None, "masked": None, **(sampling_steps or {})}
     checkpoints = {"flow": flow, "masked": masked}
 
     world_models = {kind: _load_world_model(kind, checkpoints[kind], device, sampling_steps.get(kind), required, log,
