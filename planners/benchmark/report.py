@@ -53,10 +53,15 @@ def summarize(model: str, planner: str | None, results: list[EpisodeResult], epi
     }
 
 
+def oracle_rows(rows: list[dict]) -> dict:
+    """{(task, planner): the oracle's row} among `rows`: what each world-model row's gap is taken against."""
+    return {(row["task"], row["planner"]): row for row in rows if row["model"] == "oracle"}
+
+
 def add_oracle_gaps(rows: list[dict]) -> list[dict]:
     """Set `oracle_gap` (oracle rate - row rate) and its interval on every world-model row with an oracle row
     of the same task and planner; rows without one get None."""
-    oracles = {(row["task"], row["planner"]): row for row in rows if row["model"] == "oracle"}
+    oracles = oracle_rows(rows)
     for row in rows:
         oracle = oracles.get((row["task"], row["planner"]))
         if row["model"] in ("oracle", "random", "hold", "scripted") or oracle is None:
@@ -114,7 +119,7 @@ def markdown_table(rows: list[dict]) -> str:
         f"step); success: final task error < {rows[0]['success_threshold']:g}. Brackets: 95% intervals (Wilson; "
         "oracle gap: Agresti-Caffo)."
     )
-    oracles = {(row["task"], row["planner"]): row for row in rows if row["model"] == "oracle"}
+    oracles = oracle_rows(rows)
     columns = ["model", "planner", "success", "oracle gap", "final error", "start error", "s / plan", "settings"]
     cells = [
         [MODEL_LABELS.get(row["model"], row["model"]), row["planner"] if row["planner"] != "none" else "-",
@@ -137,25 +142,22 @@ def summary_table(rows: list[dict]) -> str:
     if not rows:
         raise ValueError("no planning rows to summarise")
     by_key = {(row["task"], row["model"], row["planner"]): row for row in rows}
-    oracles = {(row["task"], row["planner"]): row for row in rows if row["model"] == "oracle"}
+    oracles = oracle_rows(rows)
     tasks = list(dict.fromkeys(row["task"] for row in rows))
     columns = ["task (start error)", "model", "MPPI success", "MPPI oracle gap", "CEM success", "CEM oracle gap",
                "MPPI final error", "s / plan"]
     cells = []
     for task in tasks:
-        first = True
+        named = False  # the task's name and start error go on its first line only
         for model in SUMMARY_MODELS:
-            planned = [by_key.get((task, model, planner)) for planner in ("MPPI", "CEM")]
-            if model in ("random", "hold", "scripted"):
-                planned = [by_key.get((task, model, "none")), None]
-            mppi, cem = planned
+            if model in ("random", "hold", "scripted"):  # baselines plan nothing: one row, shown as MPPI's
+                mppi, cem = by_key.get((task, model, "none")), None
+            else:
+                mppi, cem = by_key.get((task, model, "MPPI")), by_key.get((task, model, "CEM"))
             if mppi is None and cem is None:
                 continue
-            shown = mppi or cem
-            label = ""
-            if first:
-                label = f"`{task}` ({shown['start_error_mean']:.3f} {UNITS.get(task, 'rad')})"
-                first = False
+            label = "" if named else f"`{task}` ({(mppi or cem)['start_error_mean']:.3f} {UNITS.get(task, 'rad')})"
+            named = True
             cells.append([
                 label, MODEL_LABELS.get(model, model),
                 "-" if mppi is None else format_rate(mppi["successes"], mppi["episodes"]),
