@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -80,14 +81,10 @@ def probe_table(runs: list[dict]) -> str:
     def at(run, key, horizon):
         return f"{run[key][horizon - 1]:.3f}"
 
-    def mean_over_horizons(run):
-        windows = run.get("window_probe_error", {}).get("model")
-        if not windows:
-            return f"{sum(run['probe_error']) / last:.3f}"
-        per_window = [sum(row) / len(row) for row in windows]
-        mean = sum(per_window) / len(per_window)
-        spread = (sum((x - mean) ** 2 for x in per_window) / max(len(per_window) - 1, 1)) ** 0.5
-        return f"{mean:.3f} ± {spread / len(per_window) ** 0.5:.3f}"
+    def mean_over_horizons(run):  # per-window means over 1..H: their mean ± its standard error
+        per_window = [statistics.fmean(row) for row in run["window_probe_error"]["model"]]
+        spread = statistics.stdev(per_window) if len(per_window) > 1 else 0.0
+        return f"{statistics.fmean(per_window):.3f} ± {spread / len(per_window) ** 0.5:.3f}"
 
     keys = ("probe_error", "copy_last_probe_error", "mean_probe_error", "recon_probe_error", "true_probe_error")
     lines = [f"| steps | probe err h1 | h{last} | mean h1-{last} ± SE | copy-last h1 | h{last} | mean h1-{last} | "
